@@ -1,0 +1,31 @@
+# Two commands do all set-up on a fresh machine: `make train` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: install train test test-fast bench clean
+
+$(INSTALLED): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(INSTALLED) ## create .venv and install mlplab with its dependencies
+
+train: $(INSTALLED) ## get MNIST and train the default experiment (extra overrides: make train ARGS="lr=1e-2")
+	$(PY) train.py experiment=mnist_mlp $(ARGS)
+
+test: $(INSTALLED) ## the whole test suite, slow end-to-end runs on the real data included (what CI runs)
+	$(PY) -m pytest $(ARGS)
+
+test-fast: $(INSTALLED) ## the quick tests only
+	$(PY) -m pytest -m "not slow" $(ARGS)
+
+bench: $(INSTALLED) ## time mlplab against plain PyTorch and the usual DataLoader path (see BENCHMARKS.md)
+	$(PY) -m mlplab.bench $(ARGS)
+
+clean: ## remove caches (keeps data/, outputs/ and .venv)
+	rm -rf .pytest_cache src/*.egg-info

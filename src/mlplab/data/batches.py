@@ -1,0 +1,89 @@
+"""Mini-batches sliced from tensors that already live on the training device.
+
+This replaces Dataset + DataLoader for data that fits in memory: no per-sample Python, no collation,
+no host-to-device copy per step. Lightning accepts any sized iterable as a dataloader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+
+class EpochOrder:
+    """The sample order of each epoch: seeded, so every rank (and a resumed run) sees the same one.
+
+    Lightning calls `set_epoch` on a dataloader's `sampler` at the start of every epoch.
+    """
+
+    def __init__(self, num_samples: int, shuffle: bool, seed: int = 0) -> None:
+        self.num_samples = num_samples
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def indices(self, device: torch.device) -> torch.Tensor:
+        if not self.shuffle:
+            return torch.arange(self.num_samples, device=device)
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return torch.randperm(self.num_samples, generator=generator).to(device)
+
+
+class TensorBatches:
+    """Iterates `(x[i], y[i])` for index batches `i` over tensors on one device.
+
+    With `world_size > 1` each rank takes its own shard: for training, an equal share (the few
+    samples that don't divide evenly are left out of that epoch, as DistributedSampler does); for
+    evaluation, every sample exactly once, in the same number of batches on every rank.
+    """
+
+    batch_sampler = None  # Lightning inspects DataLoader-like attributes; batching happens here instead
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if len(x) != len(y):
+            raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size} must be >= 1")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank={rank} must be in [0, world_size={world_size})")
+        self.x, self.y = x, y
+        self.batch_size = batch_size
+        self.rank, self.world_size = rank, world_size
+        self.sampler = EpochOrder(len(x), shuffle, seed)
+
+    @property
+    def training(self) -> bool:
+        return self.sampler.shuffle
+
+    def _shard(self) -> list[torch.Tensor]:
+        order = self.sampler.indices(self.x.device)
+        if self.training:
+            per_rank = len(order) // self.world_size
+            mine = order[self.rank :: self.world_size][:per_rank]
+            return list(torch.split(mine, self.batch_size))
+        # evaluation: split into a multiple of world_size near-equal batches, deal them out round-robin
+        num_batches = self.world_size * -(-len(order) // (self.world_size * self.batch_size))
+        return list(torch.tensor_split(order, num_batches))[self.rank :: self.world_size]
+
+    def __len__(self) -> int:
+        n = len(self.x)
+        if self.training:
+            return -(-(n // self.world_size) // self.batch_size)
+        return -(-n // (self.world_size * self.batch_size))
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for index in self._shard():
+            yield self.x[index], self.y[index]

@@ -1,0 +1,75 @@
+"""The base of every mlplab data module: splits held as tensors, served as TensorBatches on the device."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+
+from mlplab.data.batches import TensorBatches
+from mlplab.models.tasks import Task
+
+Split = tuple[torch.Tensor, torch.Tensor]
+
+
+class TensorDataModule(L.LightningDataModule):
+    """Subclasses fetch files in `prepare_data`, build the three splits in `load_splits`, and say
+    what the task is; this class moves each split to the training device once and batches it there.
+    """
+
+    def __init__(self, batch_size: int = 64, eval_batch_size: int = 1024, seed: int = 0) -> None:
+        super().__init__()
+        if batch_size < 1 or eval_batch_size < 1:
+            raise ValueError(f"data.batch_size={batch_size} and data.eval_batch_size={eval_batch_size} must be >= 1")
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.seed = seed
+        self.splits: dict[str, Split] = {}
+        self._on_device: dict[tuple[str, str], Split] = {}
+
+    # what subclasses provide
+    @property
+    def input_size(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def task(self) -> Task:
+        raise NotImplementedError
+
+    def load_splits(self) -> dict[str, Split]:
+        """Return {"train": (x, y), "val": ..., "test": ...} as CPU tensors."""
+        raise NotImplementedError
+
+    def to_device(self, x: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """Turn stored features into the network's input on `device` (images: uint8 -> normalised float)."""
+        return x.to(device)
+
+    # the Lightning hooks
+    def setup(self, stage: str | None = None) -> None:
+        if not self.splits:
+            self.splits = self.load_splits()
+
+    def train_dataloader(self) -> TensorBatches:
+        return self._batches("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> TensorBatches:
+        return self._batches("val", self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> TensorBatches:
+        return self._batches("test", self.eval_batch_size, shuffle=False)
+
+    def split_on_device(self, split: str, device: torch.device | str = "cpu") -> Split:
+        """A split's (inputs, targets) on `device`, converted once and kept."""
+        device = torch.device(device)
+        key = (split, str(device))
+        if key not in self._on_device:
+            self.setup()
+            x, y = self.splits[split]
+            self._on_device[key] = (self.to_device(x, device), y.to(device))
+        return self._on_device[key]
+
+    def _batches(self, split: str, batch_size: int, shuffle: bool) -> TensorBatches:
+        trainer = self.trainer
+        device = trainer.strategy.root_device if trainer else torch.device("cpu")
+        rank, world_size = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        x, y = self.split_on_device(split, device)
+        return TensorBatches(x, y, batch_size, shuffle=shuffle, seed=self.seed, rank=rank, world_size=world_size)

@@ -1,0 +1,123 @@
+"""The network: a configurable stack of fully connected layers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "leaky_relu": nn.LeakyReLU,
+}
+NORMS: dict[str | None, type[nn.Module] | None] = {
+    None: None,
+    "none": None,
+    "batch": nn.BatchNorm1d,
+    "layer": nn.LayerNorm,
+}
+
+
+def _kaiming(weight: torch.Tensor, nonlinearity: str, std: float) -> None:
+    nn.init.kaiming_normal_(weight, nonlinearity=nonlinearity)
+
+
+def _xavier(weight: torch.Tensor, nonlinearity: str, std: float) -> None:
+    nn.init.xavier_uniform_(weight, gain=nn.init.calculate_gain(nonlinearity))
+
+
+def _trunc_normal(weight: torch.Tensor, nonlinearity: str, std: float) -> None:
+    nn.init.trunc_normal_(weight, std=std, a=-2 * std, b=2 * std)
+
+
+INITS = {"kaiming": _kaiming, "xavier": _xavier, "trunc_normal": _trunc_normal}
+
+
+def _choice(kind: str, value: object, valid: Sequence[object]) -> None:
+    if value not in valid:
+        shown = ", ".join(str(v) for v in valid)
+        raise ValueError(f"model.{kind}={value!r} is not supported; valid: {shown}")
+
+
+class MLP(nn.Module):
+    """Flatten the input, then `hidden` blocks of Linear -> [norm] -> activation -> [dropout], then Linear.
+
+    An empty `hidden` gives a linear model (logistic or linear regression).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int,
+        hidden: Sequence[int] = (300, 300),
+        activation: str = "relu",
+        dropout: float = 0.0,
+        norm: str | None = None,
+        init: str = "kaiming",
+        init_std: float = 0.02,
+    ) -> None:
+        super().__init__()
+        _choice("activation", activation, list(ACTIVATIONS))
+        _choice("norm", norm, list(NORMS))
+        _choice("init", init, INITS)
+        hidden = list(hidden)
+        if any(int(h) < 1 for h in hidden):
+            raise ValueError(f"model.hidden={hidden} must hold layer widths >= 1 (or be [] for a linear model)")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"model.dropout={dropout} must be in [0, 1)")
+        self.activation = activation
+        self.init = init
+        self.init_std = init_std
+
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = input_size
+        for h in hidden:
+            layers.append(nn.Linear(width, h))
+            norm_cls = NORMS[norm]
+            if norm_cls is not None:
+                layers.append(norm_cls(h))
+            layers.append(ACTIVATIONS[activation]())
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            width = h
+        layers.append(nn.Linear(width, output_size))
+        self.layers = nn.Sequential(*layers)
+        self.reset_parameters()
+
+    @property
+    def linears(self) -> list[nn.Linear]:
+        return [m for m in self.layers if isinstance(m, nn.Linear)]
+
+    @property
+    def first_layer(self) -> nn.Linear:
+        """The layer whose weights look at the input (the weight pictures show it)."""
+        return self.linears[0]
+
+    @property
+    def sizes(self) -> list[int]:
+        """Layer widths from input to output, e.g. [784, 300, 300, 10]."""
+        return [self.linears[0].in_features] + [layer.out_features for layer in self.linears]
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def reset_parameters(self) -> None:
+        # torch has no gain for GELU: ReLU's is the usual stand-in
+        hidden_gain = "relu" if self.activation == "gelu" else self.activation
+        linears = self.linears
+        for i, layer in enumerate(linears):
+            # the output layer feeds the loss, not an activation: unit gain
+            nonlinearity = "linear" if i == len(linears) - 1 else hidden_gain
+            INITS[self.init](layer.weight, nonlinearity, self.init_std)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+    def extra_repr(self) -> str:
+        return f"sizes={'-'.join(map(str, self.sizes))}, params={self.num_parameters:,}, init={self.init}"

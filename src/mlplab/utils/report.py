@@ -1,0 +1,25 @@
+"""Small helpers for reporting a run's results."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import lightning as L
+
+
+def best_checkpoint(trainer: L.Trainer) -> str | None:
+    """The best checkpoint's path, or None when the run kept none (fast_dev_run, no checkpoint callback)."""
+    callback = trainer.checkpoint_callback
+    return getattr(callback, "best_model_path", None) or None
+
+
+def metric_values(trainer: L.Trainer) -> dict[str, float]:
+    """The trainer's latest logged metrics as plain floats."""
+    return {name: float(value) for name, value in trainer.callback_metrics.items()}
+
+
+def format_metrics(metrics: Mapping[str, float], prefix: str = "") -> str:
+    """Aligned `name  value` lines for the metrics whose name starts with `prefix`."""
+    rows = sorted((name, value) for name, value in metrics.items() if name.startswith(prefix))
+    width = max((len(name) for name, _ in rows), default=0)
+    return "\n".join(f"  {name:<{width}}  {value:.4f}" for name, value in rows)

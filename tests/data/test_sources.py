@@ -1,0 +1,84 @@
+import gzip
+import threading
+from pathlib import Path
+
+import pytest
+
+from mlplab.data.sources import DataUnavailableError, Mirror, SourceError, fetch_verified, md5sum
+
+
+class Failing:
+    def __str__(self):
+        return "always-failing source"
+
+    def fetch(self, names, dest):
+        raise SourceError("no network")
+
+
+def _mirror(tmp_path: Path, compressed: bool = False) -> tuple[Mirror, dict[str, str]]:
+    folder = tmp_path / "mirror" / "DS" / "raw"
+    folder.mkdir(parents=True)
+    files = {}
+    for name, content in (("a", b"alpha" * 100), ("b", b"beta" * 100)):
+        if compressed:
+            (folder / f"{name}.gz").write_bytes(gzip.compress(content))
+        else:
+            (folder / name).write_bytes(content)
+        (tmp_path / "expected").write_bytes(content)
+        files[name] = md5sum(tmp_path / "expected")
+    return Mirror(tmp_path / "mirror", "DS/raw"), files
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_files_come_from_the_first_source_that_works_and_are_verified(tmp_path, compressed):
+    mirror, files = _mirror(tmp_path, compressed)
+    dest = fetch_verified(tmp_path / "data", files, [Failing(), mirror])
+    assert {name: md5sum(dest / name) for name in files} == files
+    assert not list(dest.glob(".fetch-*"))  # no scratch folders left behind
+
+
+def test_a_corrupted_local_file_is_replaced_by_a_verified_copy(tmp_path):
+    mirror, files = _mirror(tmp_path)
+    dest = fetch_verified(tmp_path / "data", files, [mirror])
+    (dest / "a").write_bytes(b"corrupted")
+    fetch_verified(dest, files, [mirror])
+    assert md5sum(dest / "a") == files["a"]
+
+
+def test_a_source_with_wrong_files_is_rejected_and_never_installed(tmp_path):
+    mirror, files = _mirror(tmp_path)
+    wrong = dict(files, a="0" * 32)
+    with pytest.raises(DataUnavailableError) as error:
+        fetch_verified(tmp_path / "data", wrong, [mirror])
+    message = str(error.value)
+    assert f"a has md5 {files['a']}, expected {'0' * 32}" in message
+    assert not (tmp_path / "data" / "a").exists()
+
+
+def test_when_every_source_fails_the_error_lists_each_and_how_to_provide_the_files(tmp_path):
+    with pytest.raises(DataUnavailableError) as error:
+        fetch_verified(tmp_path / "data", {"a": "1" * 32}, [Failing(), Mirror(None, "DS/raw")])
+    message = str(error.value)
+    assert "1. always-failing source: no network" in message
+    assert "2. data mirror (not set): no mirror is set (paths.data_mirror=<folder> or the DATA_MIRROR" in message
+    assert f"put these uncompressed files in {tmp_path / 'data'}" in message
+    assert "a  md5 " + "1" * 32 in message
+
+
+def test_parallel_fetches_leave_one_intact_copy(tmp_path):
+    mirror, files = _mirror(tmp_path)
+    errors = []
+
+    def fetch():
+        try:
+            fetch_verified(tmp_path / "data", files, [mirror])
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=fetch) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert {name: md5sum(tmp_path / "data" / name) for name in files} == files

@@ -1,0 +1,89 @@
+"""Real Lightning runs of the whole train.py path on tiny IDX files the tests write."""
+
+import csv
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from mlplab.eval import evaluate
+from mlplab.train import main, train
+from tests.conftest import tiny_overrides
+
+
+def test_fast_dev_run_goes_through_fit_and_test(compose_config, tiny_mnist):
+    cfg = compose_config(*tiny_overrides(*tiny_mnist), "debug=fast_dev_run")
+    metrics = train(cfg)
+    assert {"train/loss", "val/acc", "val/loss", "test/acc", "test/loss"} <= metrics.keys()
+
+
+def test_overfitting_one_small_batch_reaches_full_train_accuracy(compose_config, tiny_mnist):
+    cfg = compose_config(
+        *tiny_overrides(*tiny_mnist), "debug=overfit", "trainer.overfit_batches=1", "trainer.max_epochs=60", "lr=3e-3"
+    )
+    metrics = train(cfg)
+    assert metrics["train/acc"] == 1.0
+    assert metrics["train/loss"] < 0.05
+
+
+def test_a_run_writes_its_config_metrics_and_checkpoints(compose_config, tiny_mnist, tmp_path):
+    metrics = train(compose_config(*tiny_overrides(*tiny_mnist)))
+    run = tmp_path / "run"
+    rows = list(csv.DictReader(open(run / "csv" / "metrics.csv")))
+    assert [float(r["val/acc"]) for r in rows if r.get("val/acc")] and any(r.get("test/acc") for r in rows)
+    assert {p.name for p in (run / "checkpoints").iterdir()} <= {"best-epoch000.ckpt", "best-epoch001.ckpt", "last.ckpt"}
+    assert (run / "checkpoints" / "last.ckpt").is_file() and list((run / "checkpoints").glob("best-epoch*.ckpt"))
+    assert metrics["test/acc"] > 0.5  # the tiny classes are easy: a 2-epoch run learns them
+
+
+def test_same_seed_gives_the_same_metrics_and_another_seed_does_not(compose_config, tiny_mnist):
+    runs = [train(compose_config(*tiny_overrides(*tiny_mnist), f"seed={seed}")) for seed in (1, 1, 2)]
+    assert runs[0]["test/loss"] == runs[1]["test/loss"]
+    assert runs[0]["test/loss"] != runs[2]["test/loss"]
+
+
+@pytest.mark.parametrize("scheduler", ["cosine", "step", "onecycle", "plateau"])
+@pytest.mark.parametrize("optimizer", ["sgd", "rmsprop", "adamw"])
+def test_every_optimizer_and_scheduler_trains(compose_config, tiny_mnist, optimizer, scheduler):
+    cfg = compose_config(*tiny_overrides(*tiny_mnist), f"optimizer={optimizer}", f"scheduler={scheduler}",
+                         "trainer.max_epochs=1", "logger=none")
+    assert torch.isfinite(torch.tensor(train(cfg)["test/loss"]))
+
+
+def test_the_model_and_data_knobs_of_the_issue_are_overrides(compose_config, tiny_mnist):
+    cfg = compose_config(*tiny_overrides(*tiny_mnist), "model.hidden=[64,32]", "model.activation=gelu",
+                         "model.dropout=0.2", "model.norm=layer", "data.batch_size=16", "trainer.max_epochs=1",
+                         "seed=1", "scheduler=cosine", "optimizer=sgd", "optimizer.momentum=0.9", "optimizer.nesterov=true")
+    assert train(cfg)["test/acc"] >= 0.0
+    saved = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+    assert saved["hyper_parameters"]["model"]["hidden"] == [64, 32]
+    assert saved["state_dict"]["network.layers.1.weight"].shape == (64, 784)
+
+
+def test_eval_of_the_best_checkpoint_reproduces_the_test_metrics(compose_config, tiny_mnist):
+    data_dir, files = tiny_mnist
+    metrics = train(compose_config(*tiny_overrides(data_dir, files)))
+    best = next((Path(compose_config().paths.output_dir) / "checkpoints").glob("best-*.ckpt"))
+    eval_cfg = compose_config(f"ckpt_path={best}", f"paths.data_dir={data_dir}", "accelerator=cpu", config_name="eval")
+    evaluated = evaluate(eval_cfg)
+    assert evaluated["test/acc"] == pytest.approx(metrics["test/acc"])
+    assert evaluated["test/loss"] == pytest.approx(metrics["test/loss"], rel=1e-5)
+
+
+def test_a_2x2_sweep_runs_four_jobs_in_their_own_folders(tiny_mnist, tmp_path, monkeypatch):
+    sweep_dir = tmp_path / "sweep"
+    argv = ["train.py", "-m", "optimizer=adam,sgd", "lr=1e-3,1e-2", f"hydra.sweep.dir={sweep_dir}",
+            *tiny_overrides(*tiny_mnist), "trainer.max_epochs=1"]
+    monkeypatch.setattr(sys, "argv", argv)
+    main()
+    jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit())
+    assert [p.name for p in jobs] == ["0", "1", "2", "3"]
+    seen = set()
+    for job in jobs:
+        cfg = OmegaConf.load(job / ".hydra" / "config.yaml")
+        seen.add((OmegaConf.load(job / ".hydra" / "hydra.yaml").hydra.runtime.choices.optimizer, cfg.lr))
+        assert (job / "csv" / "metrics.csv").is_file() and (job / "checkpoints" / "last.ckpt").is_file()
+    assert seen == {("adam", 1e-3), ("adam", 1e-2), ("sgd", 1e-3), ("sgd", 1e-2)}
+
