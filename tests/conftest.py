@@ -92,7 +92,6 @@ def tiny_overrides(data_dir: Path, files: dict[str, str]) -> list[str]:
         "data.eval_batch_size=64",
         "accelerator=cpu",
         "trainer.enable_progress_bar=false",
-        "callbacks.progress_bar=null",
         "callbacks.model_summary=null",
         "trainer.max_epochs=2",
         "trainer.log_every_n_steps=1",
