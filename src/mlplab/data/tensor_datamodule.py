@@ -49,7 +49,9 @@ class TensorDataModule(L.LightningDataModule):
             self.splits = self.load_splits()
 
     def train_dataloader(self) -> TensorBatches:
-        return self._batches("train", self.batch_size, shuffle=True)
+        # overfitting means the same few batches every epoch: no shuffling then
+        overfitting = bool(self.trainer and self.trainer.overfit_batches)
+        return self._batches("train", self.batch_size, shuffle=not overfitting)
 
     def val_dataloader(self) -> TensorBatches:
         return self._batches("val", self.eval_batch_size, shuffle=False)
