@@ -73,11 +73,11 @@ def test_eval_of_the_best_checkpoint_reproduces_the_test_metrics(compose_config,
 
 
 def test_a_2x2_sweep_runs_four_jobs_in_their_own_folders(tiny_mnist, tmp_path, monkeypatch):
-    sweep_dir = tmp_path / "sweep"
-    argv = ["train.py", "-m", "optimizer=adam,sgd", "lr=1e-3,1e-2", f"hydra.sweep.dir={sweep_dir}",
+    argv = ["train.py", "-m", "optimizer=adam,sgd", "lr=1e-3,1e-2", f"paths.output_root={tmp_path}",
             *tiny_overrides(*tiny_mnist), "trainer.max_epochs=1"]
     monkeypatch.setattr(sys, "argv", argv)
     main()
+    [sweep_dir] = (tmp_path / "mnist" / "multiruns").iterdir()
     jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit())
     assert [p.name for p in jobs] == ["0", "1", "2", "3"]
     seen = set()
