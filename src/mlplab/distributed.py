@@ -26,11 +26,11 @@ from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 
 log = logging.getLogger(__name__)
 
-# what the launcher sets in this process's environment for torch.distributed; removed again at the end of the run
-_DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
 _ENTRY_POINTS = {"train": "mlplab.train", "eval": "mlplab.eval"}  # config name -> module with its Hydra main
-_started: list[subprocess.Popen] = []  # the extra processes of this process's current run
-_saved_env: dict[str, str | None] = {}
+# what a DDP run changes in this process (restored by end_distributed_run)
+_started: list[subprocess.Popen] = []  # the extra processes of the current run
+_saved_env: dict[str, str | None] = {}  # environment variables as they were before the run
+_saved_threads: list[int] = []
 
 
 def in_sweep() -> bool:
@@ -82,7 +82,10 @@ class HydraJobLauncher(_SubprocessScriptLauncher):
                 # a single run: if a rank dies, end everything rather than hang in a collective (Lightning's way).
                 # In a sweep that would end the sweep; the dead rank's peers fail instead and the job is recorded.
                 _launch_process_observer(self.procs)
-        _set_num_threads_if_needed(num_processes=self.num_processes)
+        if not _saved_threads:
+            _saved_threads.append(torch.get_num_threads())
+            _saved_env.setdefault("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS"))
+        _set_num_threads_if_needed(num_processes=self.num_processes)  # cores / processes, unless OMP_NUM_THREADS is set
         return function(*args, **kwargs)
 
     def _start_ranks(self) -> None:
@@ -147,3 +150,5 @@ def end_distributed_run(failed: bool = False, timeout: float = 60.0) -> None:
         else:
             os.environ[key] = value
     _saved_env.clear()
+    if _saved_threads:
+        torch.set_num_threads(_saved_threads.pop())

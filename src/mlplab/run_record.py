@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import torch
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
@@ -132,6 +133,7 @@ class RunRecorder:
             error=error,
             finished_at=datetime.now().astimezone().isoformat(timespec="seconds"),
             wall_time_s=round(time.perf_counter() - self._start, 3),
+            torch_threads=torch.get_num_threads(),
         )
         self._write()
 
