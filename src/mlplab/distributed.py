@@ -48,11 +48,12 @@ def job_command(local_rank: int, entry_point: str | None = None) -> list[str]:
             f"DDP cannot tell which module runs config {config_name!r}: set trainer.strategy.entry_point=<module> "
             f"(a module whose Hydra main takes that config; known: {', '.join(_ENTRY_POINTS.values())})"
         )
-    config_dirs = [source.path.removeprefix("file://") for source in hydra_cfg.runtime.config_sources
-                   if source.provider == "command-line" and source.schema == "file"]
+    sources = [source for source in hydra_cfg.runtime.config_sources if source.schema == "file"]
+    # the job's config comes from the same folders: its app's (--config-path) and any added with --config-dir
     return [
         sys.executable, "-m", module, f"--config-name={config_name}",
-        *(f"--config-dir={path}" for path in config_dirs),
+        *(f"--config-path={s.path}" for s in sources if s.provider == "main"),
+        *(f"--config-dir={s.path}" for s in sources if s.provider == "command-line"),
         *hydra_cfg.overrides.task,
         f"hydra.run.dir={_quoted(hydra_cfg.runtime.output_dir)}",
         "hydra.mode=RUN",
