@@ -74,20 +74,22 @@ def test_ddp_on_two_cpu_processes_matches_a_one_process_evaluation_of_its_checkp
 
 
 @pytest.mark.slow
-def test_ddp_inside_a_sweep_runs_each_job_once_in_its_own_folder(tiny_mnist, tmp_path):
+def test_ddp_inside_a_sweep_runs_each_job_once_in_its_own_folder_and_survives_a_failing_job(tiny_mnist, tmp_path):
     outputs = tmp_path / "outputs"
     sweep = outputs / "sweep"
-    # jobs run one after the other in one process: the second needs the first's process group closed
-    run_train("-m", *short(*tiny_mnist), "accelerator=ddp_cpu", "lr=1e-3,1e-2", f"paths.output_root={outputs}",
+    failing = "+callbacks.fail={_target_:tests.test_sweep_report.FailingJob,lr:0.001}"  # job 0, on both ranks
+    # jobs run one after the other in one process: job 1 needs job 0's ranks stopped and its process group closed
+    run_train("-m", *short(*tiny_mnist), "accelerator=ddp_cpu", "lr=1e-3,1e-2", failing, f"paths.output_root={outputs}",
               f"hydra.sweep.dir={sweep}")
     assert [p.name for p in outputs.iterdir()] == ["sweep"]  # no rank re-ran the sweep into a folder of its own
     jobs = job_folders(sweep)
     assert [p.name for p in jobs] == ["0", "1"]
-    for job, lr in zip(jobs, ("lr=0.001", "lr=0.01")):  # Hydra writes swept values normalised
-        record = read_run_record(job)
-        assert record["status"] == "completed" and lr in record["overrides"]
-        assert (job / "train_rank1.log").is_file() and not (job / "0").exists()
-    assert [r["status"] for r in csv.DictReader(open(sweep / "summary.csv"))] == ["completed", "completed"]
+    records = [read_run_record(job) for job in jobs]
+    assert [r["status"] for r in records] == ["diverged", "completed"]
+    assert "lr=0.001" in records[0]["overrides"] and "lr=0.01" in records[1]["overrides"]  # Hydra normalises values
+    assert all((job / "train_rank1.log").is_file() and not (job / "0").exists() for job in jobs)
+    assert records[1]["metrics"]["test/acc"] > 0.5
+    assert [r["status"] for r in csv.DictReader(open(sweep / "summary.csv"))] == ["diverged", "completed"]
 
 
 @pytest.mark.slow

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 _ENTRY_POINTS = {"train": "mlplab.train", "eval": "mlplab.eval"}  # config name -> module with its Hydra main
 # what a DDP run changes in this process (restored by end_distributed_run)
-_started: list[subprocess.Popen] = []  # the extra processes of the current run
+_started: list[tuple[subprocess.Popen, str]] = []  # the extra processes of the current run, with their log's name
 _saved_env: dict[str, str | None] = {}  # environment variables as they were before the run
 _saved_threads: list[int] = []
 
@@ -99,13 +99,13 @@ class HydraJobLauncher(_SubprocessScriptLauncher):
         for key, value in ddp_env.items():
             _saved_env.setdefault(key, os.environ.get(key))
             os.environ[key] = value
-        cwd = HydraConfig.get().runtime.cwd
+        hydra_cfg = HydraConfig.get()
         for local_rank in range(1, self.num_processes):
             command = job_command(local_rank, self.entry_point)
             log.debug("Starting rank %d: %s", local_rank, " ".join(command))
-            process = subprocess.Popen(command, env={**os.environ, "LOCAL_RANK": str(local_rank)}, cwd=cwd)
+            process = subprocess.Popen(command, env={**os.environ, "LOCAL_RANK": str(local_rank)}, cwd=hydra_cfg.runtime.cwd)
             self.procs.append(process)
-            _started.append(process)
+            _started.append((process, f"{hydra_cfg.job.name}_rank{local_rank}.log"))
 
 
 class HydraDDPStrategy(DDPStrategy):
@@ -129,19 +129,24 @@ class HydraDDPStrategy(DDPStrategy):
             )
 
 
-def end_distributed_run(failed: bool = False, timeout: float = 60.0) -> None:
-    """Wait for (or, after a failure, stop) the extra processes this run started, close its process group and
-    restore the environment, so the next run in this process starts afresh. A no-op when the run was not DDP."""
-    for process in _started:
-        if failed:
-            process.kill()  # it may wait forever in a collective its failed peer never joins
+def end_distributed_run(failed: bool = False) -> list[str]:
+    """Wait for (after a failure: briefly, then stop) the extra processes this run started, close its process
+    group and restore the environment, so the next run in this process starts afresh. A no-op without DDP.
+
+    Returns a line for each extra process that failed by itself (exit code, log file): the reason may be there.
+    """
+    notes = []
+    for process, log_name in _started:
         try:
-            code = process.wait(timeout=timeout)
+            code = process.wait(timeout=5 if failed else 60)
         except subprocess.TimeoutExpired:
-            process.kill()
-            code = process.wait()
-        if code and not failed:
-            log.warning("A DDP process (pid %d) of this run exited with code %d", process.pid, code)
+            process.kill()  # after a failure it may wait forever in a collective its failed peer never joins
+            process.wait()
+            continue
+        if code:
+            notes.append(f"a DDP process exited with code {code}: see {log_name}")
+            if not failed:
+                log.warning("After this run %s", notes[-1])
     _started.clear()
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
@@ -153,3 +158,4 @@ def end_distributed_run(failed: bool = False, timeout: float = 60.0) -> None:
     _saved_env.clear()
     if _saved_threads:
         torch.set_num_threads(_saved_threads.pop())
+    return notes

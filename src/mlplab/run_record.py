@@ -13,6 +13,7 @@ import os
 import socket
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -113,12 +114,12 @@ class RunRecorder:
                      error="a loss is NaN or infinite" if diverged else None)
         return objective
 
-    def failed(self, error: BaseException) -> float:
-        """Record a run that raised `error`; return the objective a sweeper should get for it."""
+    def failed(self, error: BaseException, notes: Sequence[str] = ()) -> float:
+        """Record a run that raised `error` (and `notes` on it); return the objective a sweeper should get for it."""
         status = "diverged" if isinstance(error, DivergedError) else "failed"
-        message = f"{type(error).__name__}: {error}".strip()
+        message = "; ".join([f"{type(error).__name__}: {error}".strip()[:1500], *notes])
         objective = worst_value(self.mode)
-        self._finish(status, objective=objective, error=message[:2000])
+        self._finish(status, objective=objective, error=message)
         return objective
 
     def _finish(self, status: str, metrics: dict[str, float] | None = None, objective: float | None = None,

@@ -34,7 +34,8 @@ def _override_key_value(override: str) -> tuple[str, str]:
 
 def read_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
     """One dict per job folder under `sweep_dir` (a folder with a run record or Hydra's .hydra/), in job order."""
-    folders = {p.parent for p in sweep_dir.rglob(RECORD_NAME)} | {p.parent.parent for p in sweep_dir.rglob(".hydra/overrides.yaml")}
+    folders = {p.parent for p in sweep_dir.rglob(RECORD_NAME)}
+    folders |= {p.parent.parent for p in sweep_dir.rglob(".hydra/overrides.yaml")}
     jobs = []
     for folder in folders:
         record = read_run_record(folder)
@@ -47,7 +48,7 @@ def read_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
             record = {**record, "status": "failed", "error": "killed: the job never finished (its record still says running)"}
         number = (record.get("job") or {}).get("num")
         jobs.append({**record, "num": number if number is not None else folder.name, "folder": folder})
-    return sorted(jobs, key=lambda job: (not isinstance(job["num"], int), job["num"] if isinstance(job["num"], int) else 0, str(job["folder"])))
+    return sorted(jobs, key=lambda job: (job["num"] if isinstance(job["num"], int) else math.inf, str(job["folder"])))
 
 
 def swept_keys(jobs: Sequence[dict[str, Any]]) -> list[str]:

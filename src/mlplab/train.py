@@ -61,8 +61,7 @@ def main(cfg: DictConfig) -> float | None:
     try:
         metrics = train(cfg)
     except BaseException as error:
-        end_distributed_run(failed=True)
-        objective = recorder.failed(error)
+        objective = recorder.failed(error, end_distributed_run(failed=True))
         if isinstance(error, Exception) and in_sweep():
             log.exception("Job failed (recorded in %s); the sweep goes on", recorder.path)
             return objective
