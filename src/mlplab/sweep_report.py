@@ -157,7 +157,8 @@ def plot_jobs(rows: list[dict[str, Any]], keys: list[str], metric: str, path: Pa
             ax.legend(fontsize=8)
     hidden = len(rows) - len(shown)
     ax.set_ylabel(metric)
-    ax.set_title(f"{metric} per job" + (f" ({hidden} without a value not shown)" if hidden else ""))
+    title = f"{metric} by {x_key}" if x_key else f"{metric} per job"
+    ax.set_title(title + (f" ({hidden} job{'s' if hidden > 1 else ''} without a value not shown)" if hidden else ""))
     ax.grid(alpha=0.3)
     tmp = path.with_name(f".{path.name}.tmp.png")
     figure.savefig(tmp, dpi=100)
