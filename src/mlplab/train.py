@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import hydra
 import lightning as L
+import torch
 from omegaconf import DictConfig
 
+from mlplab.distributed import end_distributed_run, in_sweep
+from mlplab.run_record import RunRecorder
 from mlplab.utils.config import CONFIG_DIR, validate_config
 from mlplab.utils.instantiate import build_callbacks, build_datamodule, build_loggers, build_module, build_trainer
-from mlplab.utils.report import best_checkpoint, format_metrics, metric_values
+from mlplab.utils.report import best_checkpoint, fit_summary, format_metrics, metric_values
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +24,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Run `cfg` to the end and return its final metrics (validation of the last epoch, test of the best checkpoint)."""
     validate_config(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    set_torch_threads(cfg.get("torch_threads"))
 
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule)
@@ -27,6 +32,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
     metrics = metric_values(trainer)  # testing replaces the trainer's metrics: keep the training ones
+    metrics.update(fit_summary(trainer))
     best = best_checkpoint(trainer)
     trainer.test(module, datamodule=datamodule, ckpt_path=best, weights_only=True, verbose=False)
     metrics.update(metric_values(trainer))
@@ -37,11 +43,31 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
+def set_torch_threads(threads: int | None) -> None:
+    """Use `threads` CPU threads in this process and in the processes it starts (DDP ranks); None keeps the default."""
+    if threads:
+        torch.set_num_threads(threads)
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # Lightning's DDP launcher would otherwise pick its own
+
+
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Hydra entry point; returns the optimised metric so sweepers (Optuna) can use it."""
-    metrics = train(cfg)
-    return metrics.get(cfg.get("optimized_metric"))
+    """Hydra entry point: train, keep run_record.json, return the optimised metric (for sweepers such as Optuna).
+
+    In a sweep, a failing job is recorded, logged and returns the worst value, so the other jobs go on;
+    a single run re-raises.
+    """
+    recorder = RunRecorder(cfg)
+    try:
+        metrics = train(cfg)
+    except BaseException as error:
+        objective = recorder.failed(error, end_distributed_run(failed=True))
+        if isinstance(error, Exception) and in_sweep():
+            log.exception("Job failed (recorded in %s); the sweep goes on", recorder.path)
+            return objective
+        raise
+    end_distributed_run()
+    return recorder.completed(metrics)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,10 @@ def validate_config(cfg: DictConfig) -> None:
             _require(model[key] in valid, f"model.{key}", model[key],
                      f"valid: {', '.join(str(v) for v in valid if v is not None)}")
 
+    threads = cfg.get("torch_threads")
+    _require(threads is None or (isinstance(threads, int) and threads >= 1), "torch_threads", threads,
+             "must be an integer >= 1, or null for torch's default")
+
     for key in ("batch_size", "eval_batch_size"):
         if key in cfg.data:
             value = cfg.data[key]

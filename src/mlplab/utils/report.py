@@ -23,3 +23,13 @@ def format_metrics(metrics: Mapping[str, float], prefix: str = "") -> str:
     rows = sorted((name, value) for name, value in metrics.items() if name.startswith(prefix))
     width = max((len(name) for name, _ in rows), default=0)
     return "\n".join(f"  {name:<{width}}  {value:.4f}" for name, value in rows)
+
+
+def fit_summary(trainer: L.Trainer) -> dict[str, float]:
+    """`epochs` trained and, when a checkpoint callback monitors a metric, its best value as `<metric>_best`."""
+    summary = {"epochs": float(trainer.current_epoch)}
+    callback = trainer.checkpoint_callback
+    score = getattr(callback, "best_model_score", None)
+    if score is not None and getattr(callback, "monitor", None):
+        summary[f"{callback.monitor}_best"] = float(score)
+    return summary

@@ -1,0 +1,159 @@
+"""Scaling out on tiny files: DDP over 2 CPU processes, parallel and submitit sweeps, Optuna, the SLURM preset.
+
+The multi-process runs start `python train.py` as a subprocess (with a timeout), as a user would.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from mlplab.data.sources import md5sum
+from mlplab.eval import evaluate
+from mlplab.run_record import read_run_record
+from mlplab.train import main
+from mlplab.utils.config import CONFIG_DIR, PROJECT_ROOT
+from tests.conftest import tiny_overrides
+
+TIMEOUT_S = 420  # a hung DDP collective must fail the test, not the CI job
+
+
+def run_train(*args: str, timeout: float = TIMEOUT_S) -> subprocess.CompletedProcess:
+    """`python train.py <args>` from the repository root, with this checkout's sources; fails with its output."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT / "src"), os.environ.get("PYTHONPATH")]))}
+    process = subprocess.run([sys.executable, "train.py", *args], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                             text=True, timeout=timeout)
+    assert process.returncode == 0, f"train.py exited with {process.returncode}:\n{process.stdout[-3000:]}\n{process.stderr[-5000:]}"
+    return process
+
+
+def short(data_dir: Path, files: dict[str, str]) -> list[str]:
+    return [*tiny_overrides(data_dir, files), "trainer.max_epochs=1"]
+
+
+def job_folders(sweep_dir: Path) -> list[Path]:
+    return sorted(p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_matches_a_one_process_evaluation_of_its_checkpoint(tiny_mnist, tmp_path, compose_config):
+    data_dir, files = tiny_mnist
+    outputs = tmp_path / "outputs"
+    # the default run folder (outputs/<task>/runs/<time>): a rank re-running the command would make a second one
+    run_train(*short(data_dir, files), "accelerator=ddp_cpu", "lr=1e-4", f"paths.output_root={outputs}")
+
+    runs = [p for p in outputs.glob("*/runs/*")]
+    assert len(runs) == 1, f"one output folder per run, found {runs}"
+    run = runs[0]
+    assert (run / "train_rank1.log").is_file()  # the second process ran, in this run's folder
+    assert len(list(outputs.rglob(".hydra"))) == 1 and len(list(outputs.rglob("metrics.csv"))) == 1
+    rows = list(csv.DictReader(open(run / "csv" / "metrics.csv")))
+    assert len([r for r in rows if r["val/acc"]]) == 1 and len([r for r in rows if r["test/acc"]]) == 1  # rank 0 logs alone
+
+    record = read_run_record(run)
+    assert record["status"] == "completed"
+    last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == math.ceil((600 - 100) / 2 / 32)  # each rank trained on its own half
+
+    best = next((run / "checkpoints").glob("best-*.ckpt"))
+    single = evaluate(compose_config(f"ckpt_path={best}", f"paths.data_dir={data_dir}", "accelerator=cpu", config_name="eval"))
+    ddp = record["metrics"]
+    assert 0.3 < ddp["test/acc"] < 1.0  # not a trivial value that any split would reproduce
+    assert ddp["test/acc"] == pytest.approx(single["test/acc"], abs=1e-7)
+    assert ddp["test/loss"] == pytest.approx(single["test/loss"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_ddp_inside_a_sweep_runs_each_job_once_in_its_own_folder_and_survives_a_failing_job(tiny_mnist, tmp_path):
+    outputs = tmp_path / "outputs"
+    sweep = outputs / "sweep"
+    failing = "+callbacks.fail={_target_:tests.test_sweep_report.FailingJob,lr:0.001}"  # job 0, on both ranks
+    # jobs run one after the other in one process: job 1 needs job 0's ranks stopped and its process group closed
+    run_train("-m", *short(*tiny_mnist), "accelerator=ddp_cpu", "lr=1e-3,1e-2", failing, f"paths.output_root={outputs}",
+              f"hydra.sweep.dir={sweep}")
+    assert [p.name for p in outputs.iterdir()] == ["sweep"]  # no rank re-ran the sweep into a folder of its own
+    jobs = job_folders(sweep)
+    assert [p.name for p in jobs] == ["0", "1"]
+    records = [read_run_record(job) for job in jobs]
+    assert [r["status"] for r in records] == ["diverged", "completed"]
+    assert "lr=0.001" in records[0]["overrides"] and "lr=0.01" in records[1]["overrides"]  # Hydra normalises values
+    assert all((job / "train_rank1.log").is_file() and not (job / "0").exists() for job in jobs)
+    assert records[1]["metrics"]["test/acc"] > 0.5
+    assert [r["status"] for r in csv.DictReader(open(sweep / "summary.csv"))] == ["diverged", "completed"]
+
+
+@pytest.mark.slow
+def test_a_joblib_sweep_runs_jobs_in_parallel_processes_that_share_one_data_cache(tiny_mnist, tmp_path):
+    data_dir, files = tiny_mnist
+    cache = tmp_path / "cache"  # empty: both jobs start by fetching the same files into it
+    mirror = f"data.sources=[{{_target_:mlplab.data.sources.Mirror,root:{data_dir},folder:MNIST/raw}}]"
+    sweep = tmp_path / "sweep"
+    result = run_train("-m", "hydra/launcher=parallel", "torch_threads=1", *short(cache, files), mirror,
+                       "lr=1e-3,1e-2", f"hydra.sweep.dir={sweep}")
+    records = [read_run_record(job) for job in job_folders(sweep)]
+    assert [r["status"] for r in records] == ["completed", "completed"]
+    assert len({r["pid"] for r in records}) == 2  # two worker processes (in-process jobs would share one pid)
+    assert all(r["torch_threads"] == 1 for r in records)
+    assert "Joblib.Parallel(n_jobs=2," in result.stdout + result.stderr
+    raw = cache / "MNIST" / "raw"
+    assert {name: md5sum(raw / name) for name in files} == files
+    assert not list(raw.glob(".fetch-*"))  # no scratch folder left by either job
+
+
+@pytest.mark.slow
+def test_a_submitit_local_sweep_runs_each_job_as_a_submitted_process_ddp_included(tiny_mnist, tmp_path):
+    sweep = tmp_path / "sweep"
+    # job 1 is a 2-process DDP run started from inside a submitit worker (not from train.py's command line)
+    run_train("-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", "torch_threads=1",
+              *short(*tiny_mnist), "accelerator=cpu,ddp_cpu", f"hydra.sweep.dir={sweep}")
+    records = [read_run_record(job) for job in job_folders(sweep)]
+    assert [r["status"] for r in records] == ["completed", "completed"]
+    assert all(r["job"]["id"] for r in records) and records[0]["job"]["id"] != records[1]["job"]["id"]  # submitit job ids
+    assert len(list((sweep / ".submitit").glob("*/*_log.out"))) == 2
+    assert (sweep / "1" / "train_rank1.log").is_file() and not (sweep / "0" / "train_rank1.log").exists()
+    assert (sweep / "summary.md").is_file()
+
+
+def test_an_optuna_search_of_three_trials_survives_a_failing_trial(tiny_mnist, tmp_path, monkeypatch):
+    sweep = tmp_path / "sweep"
+    failing = "+callbacks.fail={_target_:tests.test_sweep_report.FailingJob,job:1}"
+    monkeypatch.setattr(sys, "argv", ["train.py", "-m", "hparams_search=mnist_optuna", "hydra.sweeper.n_trials=3",
+                                      *short(*tiny_mnist), failing, f"hydra.sweep.dir={sweep}"])
+    main()
+
+    records = [read_run_record(job) for job in job_folders(sweep)]
+    assert [r["status"] for r in records] == ["completed", "diverged", "completed"]
+    assert records[1]["objective"] == -math.inf  # Optuna takes it as the worst trial (it refuses NaN)
+    results = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert results.best_value == max(r["objective"] for r in records)
+    for job, record in zip(job_folders(sweep), records):
+        params = dict(o.split("=", 1) for o in record["overrides"] if "=" in o)
+        assert 1e-4 <= float(params["lr"]) <= 1e-1 and params["optimizer"] in {"adam", "adamw", "sgd"}
+        assert 0.0 <= float(params["model.dropout"]) <= 0.5 and 1e-6 <= float(params["optimizer.weight_decay"]) <= 1e-2
+        if record["status"] == "completed":
+            hidden = torch.load(job / "checkpoints" / "last.ckpt", weights_only=True)["hyper_parameters"]["model"]["hidden"]
+            assert hidden == [int(params["search.hidden1"]), int(params["search.hidden2"])]
+    assert {r["metrics"].get("val/acc") == r["objective"] for r in records if r["status"] == "completed"} == {True}
+
+
+def test_the_slurm_preset_asks_for_one_task_and_gpu_per_ddp_device(tmp_path):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", ["hydra/launcher=slurm", "accelerator=ddp", "trainer.devices=4", "trainer.num_nodes=2",
+                                "hydra.launcher.partition=gpu"], return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.tasks_per_node, launcher.gpus_per_node, launcher.nodes, launcher.partition) == (4, 4, 2, "gpu")
+    assert launcher.timeout_min == 240
+    assert cfg.trainer.strategy._target_ == "mlplab.distributed.HydraDDPStrategy"

@@ -1,0 +1,139 @@
+"""Run records and the sweep report: real multiruns of train.py on tiny files, one job made to fail."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
+
+from mlplab.run_record import RECORD_NAME, read_run_record, write_json_atomic
+from mlplab.sweep_report import best_job, log_to_wandb, read_jobs, swept_keys, write_report
+from mlplab.train import main
+from mlplab.utils.config import ConfigError
+from mlplab.utils.errors import DivergedError
+from tests.conftest import tiny_overrides
+
+
+class FailingJob(L.Callback):
+    """Makes the sweep job number `job` (or the run whose lr is `lr`) raise on its second training step."""
+
+    def __init__(self, job: int | None = None, lr: float | None = None, diverge: bool = True) -> None:
+        self.job, self.lr, self.diverge = job, lr, diverge
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        chosen = (self.job is not None and HydraConfig.get().job.num == self.job) or pl_module.hparams["lr"] == self.lr
+        if chosen and batch_idx == 1:
+            raise DivergedError("train/loss is nan at step 1") if self.diverge else RuntimeError("boom")
+
+
+def run_main(monkeypatch, *args: str) -> None:
+    monkeypatch.setattr(sys, "argv", ["train.py", *args])
+    main()
+
+
+def test_a_2x2_sweep_with_a_failing_job_reports_every_job_and_the_others_finish(tiny_mnist, tmp_path, monkeypatch, capsys):
+    sweep_dir = tmp_path / "sweep"
+    failing = "+callbacks.fail={_target_:tests.test_sweep_report.FailingJob,job:2}"  # (sgd, 1e-3); job 3 comes after it
+    run_main(monkeypatch, "-m", "optimizer=adam,sgd", "lr=1e-3,1e-2", f"hydra.sweep.dir={sweep_dir}",
+             *tiny_overrides(*tiny_mnist), "trainer.max_epochs=1", failing)
+
+    rows = list(csv.DictReader(open(sweep_dir / "summary.csv")))
+    assert [(r["job"], r["optimizer"], r["lr"], r["status"]) for r in rows] == [
+        ("0", "adam", "0.001", "completed"), ("1", "adam", "0.01", "completed"),
+        ("2", "sgd", "0.001", "diverged"), ("3", "sgd", "0.01", "completed"),
+    ]
+    assert "DivergedError: train/loss is nan at step 1" in rows[2]["error"]
+    for row in (rows[0], rows[1], rows[3]):
+        assert 0.0 <= float(row["test/acc"]) <= 1.0 and float(row["best val/acc"]) > 0 and row["epochs"] == "1"
+        assert float(row["wall_time_s"]) > 0
+    assert rows[2]["test/acc"] == ""
+    failed = read_run_record(sweep_dir / "2")
+    assert failed["objective"] == -math.inf  # what the sweeper got: the worst value for a maximised metric
+    assert "optimizer=sgd" in failed["overrides"] and failed["job"]["num"] == 2
+
+    best = max((r for r in rows if r["status"] == "completed"), key=lambda r: float(r["best val/acc"]))
+    report = (sweep_dir / "summary.md").read_text()
+    assert "| job | status | optimizer | lr | best val/acc |" in report and "4 jobs: 3 completed, 1 diverged" in report
+    assert f"Best job: #{best['job']}" in report and str(sweep_dir / best["folder"]) in report
+    assert (sweep_dir / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    printed = capsys.readouterr().out  # the table and the best job's folder are printed at the end of the sweep
+    assert f"Best job: #{best['job']}" in printed and "| 2 | diverged | sgd | 0.001 |" in printed
+
+
+def test_a_bad_value_fails_its_job_only_and_a_single_run_reraises(tiny_mnist, tmp_path, monkeypatch):
+    sweep_dir = tmp_path / "sweep"
+    run_main(monkeypatch, "-m", "lr=-1,1e-2", f"hydra.sweep.dir={sweep_dir}", *tiny_overrides(*tiny_mnist),
+             "trainer.max_epochs=1")
+    rows = list(csv.DictReader(open(sweep_dir / "summary.csv")))
+    assert [r["status"] for r in rows] == ["failed", "completed"]
+    assert rows[0]["error"] == "ConfigError: lr=-1 is invalid: must be a number > 0"
+
+    run_dir = tmp_path / "single"
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")  # Hydra re-raises instead of printing and exiting
+    with pytest.raises(ConfigError):
+        run_main(monkeypatch, "lr=-1", f"hydra.run.dir={run_dir}", *tiny_overrides(*tiny_mnist))
+    assert read_run_record(run_dir)["status"] == "failed"
+
+
+def test_a_single_run_records_its_metrics_epochs_and_overrides(tiny_mnist, tmp_path, monkeypatch):
+    run_dir = tmp_path / "single"
+    run_main(monkeypatch, f"hydra.run.dir={run_dir}", *tiny_overrides(*tiny_mnist), "lr=2e-3")
+    record = read_run_record(run_dir)
+    assert record["status"] == "completed" and record["epochs"] == 2 and record["error"] is None
+    assert "lr=2e-3" in record["overrides"]
+    assert record["objective"] == record["metrics"]["val/acc"]
+    assert record["monitor"] == {"metric": "val/acc", "mode": "max", "best": record["metrics"]["val/acc_best"]}
+    assert record["monitor"]["best"] >= record["metrics"]["val/acc"]  # the best epoch, not the last one
+    assert 0 < record["wall_time_s"] and record["finished_at"] >= record["started_at"]
+
+
+def _job(folder: Path, num: int, status: str, best: float | None, overrides: list[str], mode: str = "max") -> None:
+    write_json_atomic(folder / str(num) / RECORD_NAME, {
+        "status": status, "overrides": overrides, "job": {"num": num}, "monitor": {"metric": "val/loss", "mode": mode, "best": best},
+        "metrics": {"test/loss": best} if best is not None else {}, "epochs": 1, "wall_time_s": 1.0, "error": None,
+        "started_at": "2026-01-01T00:00:00+00:00",
+    })
+
+
+def test_jobs_without_a_final_record_count_as_failed_and_min_mode_picks_the_lowest(tmp_path):
+    _job(tmp_path, 0, "completed", 0.5, ["lr=0.1", "seed=1"], mode="min")
+    _job(tmp_path, 1, "completed", 0.2, ["lr=0.01", "seed=1"], mode="min")
+    _job(tmp_path, 2, "running", None, ["lr=0.001", "seed=1"], mode="min")  # killed mid-run
+    (tmp_path / "3" / ".hydra").mkdir(parents=True)  # never reached train.py's main
+    OmegaConf.save(OmegaConf.create(["lr=1.0", "seed=1"]), tmp_path / "3" / ".hydra" / "overrides.yaml")
+
+    jobs = read_jobs(tmp_path)
+    assert [(job["num"], job["status"]) for job in jobs] == [(0, "completed"), (1, "completed"), (2, "failed"), ("3", "failed")]
+    assert "killed" in jobs[2]["error"] and "no run_record.json" in jobs[3]["error"]
+    assert swept_keys(jobs) == ["lr"]
+    assert best_job(jobs)["num"] == 1
+    report = write_report(tmp_path)
+    assert report["best"]["num"] == 1 and report["plot"] is not None
+    assert "2 completed, 2 failed" in (tmp_path / "summary.md").read_text()
+
+
+def test_the_table_goes_to_a_wandb_summary_run_in_the_sweeps_group(tmp_path):
+    _job(tmp_path, 0, "completed", 0.5, ["lr=0.1"])
+    _job(tmp_path, 1, "failed", None, ["lr=10"])
+    report = write_report(tmp_path)
+    config = OmegaConf.create({"logger": {"wandb": {"project": "mlplab-test", "group": "sweep-42", "save_dir": str(tmp_path / "wb")}}})
+    log_to_wandb(config, tmp_path, report)  # WANDB_MODE=offline (conftest)
+    runs = list((tmp_path / "wb" / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(runs) == 1
+    data = runs[0].read_bytes()
+    assert b"sweep-42" in data and b"sweep-summary" in data and b"sweep/summary" in data
+
+
+def test_run_records_are_replaced_atomically(tmp_path):
+    path = tmp_path / RECORD_NAME
+    write_json_atomic(path, {"status": "running"})
+    write_json_atomic(path, {"status": "completed", "objective": math.inf})
+    assert json.loads(path.read_text()) == {"status": "completed", "objective": math.inf}
+    assert [p.name for p in tmp_path.iterdir()] == [RECORD_NAME]
