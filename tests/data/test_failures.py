@@ -51,7 +51,8 @@ def test_a_corrupted_file_is_fetched_again_before_training(compose_config, tiny_
     make_idx_dataset(mirror)  # the same files, intact
     images = data_dir / RAW / "train-images-idx3-ubyte"
     images.write_bytes(images.read_bytes()[:-100])  # truncated, e.g. by a killed copy
-    cfg = _with_sources(compose_config(*tiny_overrides(data_dir, files), "trainer.max_epochs=1", "logger=none"),
+    cfg = _with_sources(compose_config(*tiny_overrides(data_dir, files), "trainer.max_epochs=1", "logger=none",
+                                       "model.hidden=[32]"),
                         {"_target_": "mlplab.data.sources.Mirror", "root": str(mirror), "folder": RAW})
     assert train(cfg)["test/acc"] > 0.5
     assert md5sum(images) == files[images.name]
