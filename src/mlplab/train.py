@@ -13,7 +13,9 @@ from omegaconf import DictConfig
 
 from mlplab.distributed import end_distributed_run, in_sweep
 from mlplab.run_record import RunRecorder
+from mlplab.utils.checkpoints import checkpoint_to_resume
 from mlplab.utils.config import CONFIG_DIR, validate_config
+from mlplab.utils.files import check_writable
 from mlplab.utils.instantiate import build_callbacks, build_datamodule, build_loggers, build_module, build_trainer
 from mlplab.utils.report import best_checkpoint, fit_summary, format_metrics, metric_values
 
@@ -23,14 +25,18 @@ log = logging.getLogger(__name__)
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run `cfg` to the end and return its final metrics (validation of the last epoch, test of the best checkpoint)."""
     validate_config(cfg)
+    check_writable(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     set_torch_threads(cfg.get("torch_threads"))
 
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule)
+    resume_from = checkpoint_to_resume(cfg, module)
+    if resume_from:
+        log.info("Resuming from %s", resume_from)
     trainer = build_trainer(cfg, build_callbacks(cfg), build_loggers(cfg))
 
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     metrics = metric_values(trainer)  # testing replaces the trainer's metrics: keep the training ones
     metrics.update(fit_summary(trainer))
     best = best_checkpoint(trainer)

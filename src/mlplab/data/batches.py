@@ -39,6 +39,9 @@ class TensorBatches:
     With `world_size > 1` each rank takes its own shard: for training, an equal share (the few
     samples that don't divide evenly are left out of that epoch, as DistributedSampler does); for
     evaluation, every sample exactly once, in the same number of batches on every rank.
+
+    It is stateful in Lightning's sense: a checkpoint saved mid-epoch records how many batches of that
+    epoch were served, and a run resumed from it serves the rest of the same epoch's order.
     """
 
     batch_sampler = None  # Lightning inspects DataLoader-like attributes; batching happens here instead
@@ -63,6 +66,8 @@ class TensorBatches:
         self.batch_size = batch_size
         self.rank, self.world_size = rank, world_size
         self.sampler = EpochOrder(len(x), shuffle, seed)
+        self._served = 0  # batches of the current pass handed out so far
+        self._resume_at: tuple[int, int] | None = None  # (epoch, batches to skip) from a checkpoint
 
     @property
     def training(self) -> bool:
@@ -85,5 +90,18 @@ class TensorBatches:
         return -(-n // (self.world_size * self.batch_size))
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for index in self._shard():
+        batches = self._shard()
+        skip = 0
+        if self._resume_at is not None and self._resume_at[0] == self.sampler.epoch:
+            skip = self._resume_at[1]
+        self._resume_at = None
+        self._served = skip
+        for index in batches[skip:]:
+            self._served += 1  # counted before the yield: a checkpoint taken while this batch trains includes it
             yield self.x[index], self.y[index]
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.sampler.epoch, "served": self._served}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume_at = (state["epoch"], state["served"])

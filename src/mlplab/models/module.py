@@ -9,7 +9,7 @@ from typing import Any
 import lightning as L
 import torch
 from torch import nn
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, Metric
 
 from mlplab.models.tasks import Task
 
@@ -52,6 +52,11 @@ class MLPModule(L.LightningModule):
         self.train_metrics = StageMetrics(task, "train")
         self.val_metrics = StageMetrics(task, "val")
         self.test_metrics = StageMetrics(task, "test")
+        # a checkpoint saved mid-epoch (Ctrl-C, SIGTERM) keeps the epoch's running training metrics, so the
+        # resumed epoch reports the same numbers as an uninterrupted one
+        for metric in self.train_metrics.modules():
+            if isinstance(metric, Metric):
+                metric.persistent(True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)
@@ -93,6 +98,12 @@ class MLPModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {**self.scheduler_config, "scheduler": make_scheduler(optimizer)},
         }
+
+    def on_train_epoch_start(self) -> None:
+        # a new epoch (Lightning skips this hook when it resumes one mid-way): drop any running sums restored
+        # from a checkpoint saved at the end of the previous epoch
+        self.train_metrics.loss.reset()
+        self.train_metrics.values.reset()
 
     def on_train_start(self) -> None:
         num_parameters = sum(p.numel() for p in self.network.parameters())

@@ -1,0 +1,122 @@
+"""Finding, reading and writing checkpoints, with clear errors for the ones that can't be used."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.utilities.types import _PATH
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from mlplab.utils.files import atomic_write
+
+LAST = "last.ckpt"
+
+
+class CheckpointError(ValueError):
+    """The checkpoint is missing, unreadable, not an mlplab checkpoint, or doesn't fit the run."""
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Saves each checkpoint to a temporary file in its own folder, then renames it into place.
+
+    Lightning's own save goes through fsspec, which writes the temporary file to the system temp
+    folder: when that is another file system (a node's /tmp, outputs on shared storage) the final move
+    is a copy, and a job killed during it leaves a truncated `last.ckpt`.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
+        if "://" in str(path):  # remote storage: fsspec's transaction is the atomic way there
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} does not take storage_options")
+        with atomic_write(path) as f:
+            torch.save(checkpoint, f)
+
+
+def resolve_ckpt_path(ckpt_path: str | Path, runs_root: str | Path, exclude: str | Path | None = None) -> Path:
+    """The checkpoint file that `ckpt_path` names.
+
+    `last`: the most recently saved `checkpoints/last.ckpt` among the single runs under `runs_root`
+    (`<output_root>/<task_name>/runs`), leaving out the folder `exclude` (the run being started);
+    a run folder: its `checkpoints/last.ckpt`; anything else: the file itself.
+    """
+    if str(ckpt_path) == "last":
+        candidates = [p for p in Path(runs_root).glob(f"*/checkpoints/{LAST}")
+                      if exclude is None or p.parents[1].resolve() != Path(exclude).resolve()]
+        if not candidates:
+            raise CheckpointError(
+                f"ckpt_path=last: no run under {runs_root} has a checkpoints/{LAST} to resume. "
+                "Pass a run folder or a checkpoint file: ckpt_path=<outputs/.../runs/<time>>"
+            )
+        return max(candidates, key=lambda p: p.stat().st_mtime)
+    path = Path(ckpt_path).expanduser()
+    if path.is_dir():
+        for candidate in (path / "checkpoints" / LAST, path / LAST):
+            if candidate.is_file():
+                return candidate
+        raise CheckpointError(f"ckpt_path={str(path)!r} is a folder without checkpoints/{LAST}: pass a run folder or a .ckpt file")
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read an mlplab checkpoint with `weights_only=True` (tensors and plain containers, no code)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"ckpt_path={str(path)!r}: no such file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"ckpt_path={str(path)!r} is not a readable PyTorch checkpoint: {first_line}") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "data" not in checkpoint.get("hyper_parameters", {}):
+        raise CheckpointError(f"ckpt_path={str(path)!r} is not an mlplab training checkpoint (no state_dict and run config)")
+    return checkpoint
+
+
+def _differences(saved: dict[str, Any], current: dict[str, Any], prefix: str) -> list[str]:
+    keys = sorted(set(saved) | set(current))
+    return [f"{prefix}.{k}={saved.get(k)!r} there, {current.get(k)!r} here" for k in keys if saved.get(k) != current.get(k)]
+
+
+def check_fits(checkpoint: dict[str, Any], module: nn.Module, cfg: DictConfig, ckpt_path: str | Path) -> None:
+    """Raise CheckpointError, naming what differs, unless the checkpoint's weights fit `network`.
+
+    `module` is what the weights will load into; `cfg` the config it was built from.
+    """
+    saved = checkpoint["state_dict"]
+    wanted = {name: tuple(t.shape) for name, t in module.state_dict().items()}
+    have = {name: tuple(t.shape) for name, t in saved.items()}
+    if wanted == have:
+        return
+    mismatch = next((f"{n} is {have[n]} there but {wanted[n]} here" for n in wanted if n in have and have[n] != wanted[n]), None)
+    missing = sorted(set(wanted) ^ set(have))
+    detail = mismatch or f"the layers differ ({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''})"
+    run_cfg = checkpoint.get("hyper_parameters", {})
+    current = OmegaConf.to_container(cfg, resolve=True)
+    differences = _differences(run_cfg.get("model", {}), current.get("model", {}), "model")
+    saved_data, data = run_cfg.get("data", {}).get("_target_"), current.get("data", {}).get("_target_")
+    if saved_data != data:
+        differences.append(f"data {saved_data} there, {data} here")
+    raise CheckpointError(
+        f"ckpt_path={str(ckpt_path)!r} holds a different network: {detail}"
+        + (f" ({'; '.join(differences)})" if differences else "")
+    )
+
+
+def checkpoint_to_resume(cfg: DictConfig, module: nn.Module) -> str | None:
+    """The checkpoint file that `cfg.ckpt_path` names, checked to fit `module`; None when not resuming."""
+    if not cfg.get("ckpt_path"):
+        return None
+    output_dir = Path(cfg.paths.output_dir).resolve()
+    path = resolve_ckpt_path(cfg.ckpt_path, Path(cfg.paths.output_root) / cfg.task_name / "runs", exclude=output_dir)
+    if output_dir in path.resolve().parents:
+        raise CheckpointError(
+            f"ckpt_path={str(path)!r} is inside this run's own folder {output_dir}: resuming there would overwrite its "
+            "logs. Resume into a new folder (leave hydra.run.dir unset); the old run's files stay as they are."
+        )
+    check_fits(load_checkpoint(path), module, cfg, path)
+    return str(path)

@@ -1,0 +1,30 @@
+"""A NaN or infinite training loss stops the run early, naming the step and the learning rate."""
+
+import re
+
+import pytest
+
+from mlplab.train import train
+from mlplab.utils.errors import DivergedError
+from tests.conftest import tiny_overrides
+
+
+def test_a_diverging_learning_rate_stops_the_run_at_once_and_says_why(compose_config, tiny_mnist, tmp_path):
+    # 500 training images in batches of 32: 16 steps per epoch; the check runs every 4 steps
+    cfg = compose_config(*tiny_overrides(*tiny_mnist), "optimizer=sgd", "lr=1e4", "trainer.max_epochs=5", "model.hidden=[32]",
+                         "trainer.log_every_n_steps=4")
+    with pytest.raises(DivergedError) as error:
+        train(cfg)
+    message = str(error.value)
+    match = re.search(r"the training loss became (nan|inf) at step (\d+) \(epoch 0\)", message)
+    assert match, message
+    assert "likely cause is a learning rate too large for this model (lr=10000 at the time)" in message
+    assert "try a smaller lr (e.g. lr=1000)" in message
+    assert int(match.group(2)) < 16  # stopped within the first epoch of five
+    # nothing was checkpointed from the diverged weights
+    assert not list((tmp_path / "run").rglob("*.ckpt"))
+
+
+def test_a_healthy_run_is_not_stopped(compose_config, tiny_mnist):
+    cfg = compose_config(*tiny_overrides(*tiny_mnist), "trainer.max_epochs=1", "trainer.log_every_n_steps=3", "model.hidden=[32]")
+    assert train(cfg)["test/acc"] > 0.2

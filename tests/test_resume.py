@@ -1,0 +1,126 @@
+"""Interrupted runs save a checkpoint, and resuming it ends exactly where an uninterrupted run ends."""
+
+import hashlib
+import os
+import signal
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from mlplab.train import main, train
+from mlplab.utils.checkpoints import CheckpointError
+from tests.conftest import tiny_overrides
+
+STEPS_PER_EPOCH = 16  # 500 tiny training images in batches of 32
+
+
+class SendSignal(L.Callback):
+    """After training batch `batch` of `epoch`, sends `signum` to this process: what SLURM (SIGTERM) or Ctrl-C
+    (SIGINT) do; signum 0 crashes instead, like a killed job that had no chance to save anything."""
+
+    def __init__(self, epoch: int, batch: int, signum: int, times: int = 1) -> None:
+        self.epoch, self.batch, self.signum, self.times = epoch, batch, signum, times
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
+            if not self.signum:
+                raise SystemExit(137)
+            for _ in range(self.times):
+                os.kill(os.getpid(), self.signum)
+
+
+@pytest.fixture(autouse=True)
+def _restore_sigint():
+    """Lightning ignores Ctrl-C after handling one; give the test process its handler back."""
+    yield
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _overrides(tiny_mnist, *extra):
+    # dropout draws random numbers every step and the scheduler has state: both must resume exactly
+    return [*tiny_overrides(*tiny_mnist), "trainer.max_epochs=2", "model.hidden=[64]", "model.dropout=0.3", "scheduler=cosine",
+            *extra]
+
+
+def _interrupt(epoch, batch, signum, times=1):
+    return (f"+callbacks.interrupt={{_target_:tests.test_resume.SendSignal,epoch:{epoch},batch:{batch},"
+            f"signum:{int(signum)},times:{times}}}")
+
+
+def _run(compose_config, tmp_path, name, *overrides):
+    cfg = compose_config(*overrides)
+    cfg.paths.output_dir = str(tmp_path / name)
+    return train(cfg)
+
+
+def test_interrupted_runs_resume_to_exactly_the_metrics_of_an_uninterrupted_one(compose_config, tiny_mnist, tmp_path):
+    # monitor the *lowest* accuracy: the best checkpoint is then one from before the interruption, in the old folder
+    overrides = _overrides(tiny_mnist, "monitor.mode=min")
+    uninterrupted = _run(compose_config, tmp_path, "uninterrupted", *overrides)
+    interruptions = {  # name: (epoch, batch after which the signal comes, signal)
+        "sigterm_mid_epoch": (1, 5, signal.SIGTERM),  # what SLURM sends before it kills a job (Ctrl-C: the same path)
+        "sigterm_at_epoch_end": (0, STEPS_PER_EPOCH - 1, signal.SIGTERM),  # validation runs first; stops a batch later
+        "killed": (1, 5, 0),  # nothing saved at the kill: resumes from the last epoch's end
+    }
+    for name, (epoch, batch, signum) in interruptions.items():
+        with pytest.raises(SystemExit) as stopped:
+            _run(compose_config, tmp_path, name, *overrides, _interrupt(epoch, batch, signum))
+        assert stopped.value.code == 128 + (signum or signal.SIGKILL), name  # the shell's: 143 SIGTERM, 130 Ctrl-C
+        saved = torch.load(tmp_path / name / "checkpoints" / "last.ckpt", weights_only=True)
+        # stopped right after that batch, or after the next one when it ended an epoch
+        expected_step = epoch * STEPS_PER_EPOCH + batch + 1 + (batch == STEPS_PER_EPOCH - 1) if signum else STEPS_PER_EPOCH
+        assert saved["global_step"] == expected_step, name
+        before = {p: p.read_bytes() for p in (tmp_path / name).rglob("*") if p.is_file()}
+
+        resumed = _run(compose_config, tmp_path, f"{name}_resumed", *overrides, f"ckpt_path={tmp_path / name}")
+        assert resumed == uninterrupted, name  # every metric: train and val of the last epoch, test of the best checkpoint
+        assert {p: p.read_bytes() for p in (tmp_path / name).rglob("*") if p.is_file()} == before, name
+
+
+@pytest.mark.parametrize(("times", "code"), [(1, 130), (2, 1)], ids=["once", "twice"])
+def test_ctrl_c_stops_after_the_batch_and_twice_stops_at_once_both_saving(compose_config, tiny_mnist, tmp_path, times, code):
+    with pytest.raises(SystemExit) as stopped:
+        _run(compose_config, tmp_path, "interrupted", *_overrides(tiny_mnist), _interrupt(1, 3, signal.SIGINT, times=times))
+    assert stopped.value.code == code  # 130: the shell's code for Ctrl-C; 1: Lightning's exit after a KeyboardInterrupt
+    saved = torch.load(tmp_path / "interrupted" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert (saved["epoch"], saved["global_step"]) == (1, STEPS_PER_EPOCH + 4)  # once: the batch boundary SIGTERM stops at
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_ckpt_path_last_resumes_the_latest_run_into_a_new_folder_and_keeps_the_old_one(tiny_mnist, tmp_path, monkeypatch):
+    runs = tmp_path / "outputs" / "mnist" / "runs"
+    common = ["train.py", *_overrides(tiny_mnist), f"paths.output_root={tmp_path / 'outputs'}"]
+    monkeypatch.setattr(sys, "argv", [*common, f"hydra.run.dir={runs / 'first'}", _interrupt(1, 2, signal.SIGTERM)])
+    with pytest.raises(SystemExit):
+        main()
+    before = _digest(runs / "first")
+    assert "checkpoints/last.ckpt" in before and "csv/metrics.csv" in before
+
+    monkeypatch.setattr(sys, "argv", [*common, f"hydra.run.dir={runs / 'second'}", "ckpt_path=last"])
+    main()
+    assert _digest(runs / "first") == before  # nothing of the interrupted run was touched
+    rows = (runs / "second" / "csv" / "metrics.csv").read_text()
+    assert "test/acc" in rows and (runs / "second" / "checkpoints" / "last.ckpt").is_file()
+    assert f"Resuming from {runs / 'first' / 'checkpoints' / 'last.ckpt'}" in (runs / "second" / "train.log").read_text()
+
+
+def test_resume_errors_say_what_is_wrong(compose_config, tiny_mnist, tmp_path):
+    cfg = compose_config(*_overrides(tiny_mnist), "ckpt_path=last", f"paths.output_root={tmp_path / 'outputs'}")
+    with pytest.raises(CheckpointError, match=r"ckpt_path=last: no run under .*outputs/mnist/runs has a checkpoints/last.ckpt"):
+        train(cfg)
+
+    _run(compose_config, tmp_path, "first", *_overrides(tiny_mnist), "trainer.max_epochs=1")
+    with pytest.raises(CheckpointError, match=r"holds a different network: network.layers.1.weight is \(64, 784\) there but "
+                                              r"\(32, 784\) here \(model.hidden=\[64\] there, \[32\] here\)"):
+        _run(compose_config, tmp_path, "second", *_overrides(tiny_mnist), "model.hidden=[32]", f"ckpt_path={tmp_path / 'first'}")
+
+    with pytest.raises(CheckpointError, match="is inside this run's own folder"):
+        _run(compose_config, tmp_path, "first", *_overrides(tiny_mnist), f"ckpt_path={tmp_path / 'first'}")
+    with pytest.raises(CheckpointError, match="is a folder without checkpoints/last.ckpt"):
+        _run(compose_config, tmp_path, "third", *_overrides(tiny_mnist), f"ckpt_path={tmp_path}")

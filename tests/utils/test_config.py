@@ -1,0 +1,84 @@
+"""Bad config values fail before anything is loaded or written, with a message naming the key, the value and what is valid."""
+
+import os
+import sys
+
+import pytest
+import torch
+from hydra.errors import ConfigCompositionException
+
+from mlplab.train import main, train
+from mlplab.utils.config import ConfigError, validate_config
+
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["lr=0"], "lr=0 is invalid: must be a number > 0"),
+        (["lr=-0.1"], "lr=-0.1 is invalid: must be a number > 0"),
+        (["model.hidden=[64,0]"], "model.hidden=[64, 0] is invalid: must be a list of layer widths >= 1, or [] for a linear model"),
+        (["model.hidden=[-3]"], "model.hidden=[-3] is invalid"),
+        (["model.dropout=1.0"], "model.dropout=1.0 is invalid: must be in [0, 1)"),
+        (["model.dropout=-0.1"], "model.dropout=-0.1 is invalid: must be in [0, 1)"),
+        (["model.activation=swish"], "model.activation='swish' is invalid: valid: relu, gelu, tanh, sigmoid, leaky_relu"),
+        (["model.init=orthogonal"], "model.init='orthogonal' is invalid: valid: kaiming, xavier, trunc_normal"),
+        (["model.norm=group"], "model.norm='group' is invalid: valid: none, batch, layer"),
+        (["data.batch_size=0"], "data.batch_size=0 is invalid: must be an integer >= 1"),
+        (["data.eval_batch_size=-1"], "data.eval_batch_size=-1 is invalid: must be an integer >= 1"),
+        (["data.val_size=0"], "data.val_size=0 is invalid: must be an integer >= 1"),
+        (["+data.val_fraction=1.5"], "data.val_fraction=1.5 is invalid: must be a share in (0, 1)"),
+        (["+data.val_fraction=0", "+data.test_fraction=0.2"], "data.val_fraction=0 is invalid: must be a share in (0, 1)"),
+        (["+data.val_fraction=0.5", "+data.test_fraction=0.5"],
+         "data.val_fraction + data.test_fraction=1.0 is invalid: the held-out shares must sum below 1"),
+        (["optimizer._target_=torch.optim.Adamx"],
+         "optimizer._target_='torch.optim.Adamx' is invalid: no such class or function. Are you sure that 'Adamx' is importable"),
+        (["accelerator=cpu", f"trainer.devices={CORES + 1}"],
+         f"trainer.devices={CORES + 1} is invalid: cpu has {CORES} device(s) here: use a count from 1 to {CORES}"),
+        (["accelerator=cpu", "trainer.devices=0"], "trainer.devices=0 is invalid"),
+        (["accelerator=cpu", f"trainer.devices=[0,{CORES}]"], f"trainer.devices=[0, {CORES}] is invalid: cpu has {CORES} device(s)"),
+    ],
+)
+def test_a_bad_value_names_the_key_the_value_and_what_is_valid(compose_config, overrides, message):
+    with pytest.raises(ConfigError) as error:
+        validate_config(compose_config(*overrides))
+    assert message in str(error.value)
+
+
+def test_the_default_configs_and_a_valid_split_pass(compose_config):
+    validate_config(compose_config())
+    validate_config(compose_config("model=linear", "+data.val_fraction=0.1", "+data.test_fraction=0.2", "accelerator=cpu",
+                                   f"trainer.devices={CORES}"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
+def test_a_gpu_accelerator_without_a_gpu_says_so(compose_config):
+    with pytest.raises(ConfigError, match="trainer.accelerator='gpu' is invalid: this machine has no gpu device; use accelerator=cpu"):
+        validate_config(compose_config("accelerator=gpu"))
+
+
+def test_an_unknown_group_option_lists_the_valid_ones(compose_config):
+    with pytest.raises(ConfigCompositionException) as error:
+        compose_config("optimizer=adamx")
+    message = str(error.value)
+    assert "Could not find 'optimizer/adamx'" in message
+    assert all(name in message for name in ("adam", "adamw", "sgd", "rmsprop"))
+
+
+def test_a_bad_value_on_the_command_line_stops_before_data_or_outputs_are_made(tmp_path, monkeypatch, capsys):
+    run_dir, data_dir = tmp_path / "run", tmp_path / "data"
+    monkeypatch.setattr(sys, "argv", ["train.py", "lr=-1", f"hydra.run.dir={run_dir}", f"paths.data_dir={data_dir}"])
+    with pytest.raises(SystemExit):
+        main()
+    assert "lr=-1 is invalid: must be a number > 0" in capsys.readouterr().err
+    # only what Hydra writes before the run starts: the composed config and the (empty) log
+    assert {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log"}
+    assert not data_dir.exists()
+
+
+def test_train_validates_before_it_builds_anything(compose_config, tmp_path):
+    cfg = compose_config("model.dropout=2", f"paths.data_dir={tmp_path / 'data'}")
+    with pytest.raises(ConfigError, match="model.dropout=2"):
+        train(cfg)
+    assert not (tmp_path / "data").exists() and not (tmp_path / "run").exists()
