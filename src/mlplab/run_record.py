@@ -116,7 +116,12 @@ class RunRecorder:
 
     def failed(self, error: BaseException, notes: Sequence[str] = ()) -> float:
         """Record a run that raised `error` (and `notes` on it); return the objective a sweeper should get for it."""
-        status = "diverged" if isinstance(error, DivergedError) else "failed"
+        if isinstance(error, DivergedError):
+            status = "diverged"
+        elif isinstance(error, (KeyboardInterrupt, SystemExit)):  # Ctrl-C, or SIGTERM (Lightning raises SystemExit)
+            status = "interrupted"
+        else:
+            status = "failed"
         message = "; ".join([f"{type(error).__name__}: {error}".strip()[:1500], *notes])
         objective = worst_value(self.mode)
         self._finish(status, objective=objective, error=message)

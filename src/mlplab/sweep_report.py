@@ -188,7 +188,7 @@ def write_report(sweep_dir: str | Path) -> dict[str, Any] | None:
     plotted = plot_jobs(rows, swept_keys(jobs), metric, sweep_dir / PLOT_NAME)
 
     best = best_job(jobs)
-    counts = {status: sum(job["status"] == status for job in jobs) for status in ("completed", "diverged", "failed")}
+    counts = {status: sum(job["status"] == status for job in jobs) for status in ("completed", "diverged", "interrupted", "failed")}
     best_line = (f"Best job: #{best['num']} ({best['monitor']['metric']} {best['monitor']['best']:.4g}) in {best['folder']}"
                  if best else "Best job: none completed")
     table = markdown(columns, rows)
