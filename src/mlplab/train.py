@@ -9,6 +9,7 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig
 
+from mlplab.loggers.wandb import finish_run
 from mlplab.utils.config import CONFIG_DIR, validate_config
 from mlplab.utils.instantiate import build_callbacks, build_datamodule, build_loggers, build_module, build_trainer
 from mlplab.utils.report import best_checkpoint, format_metrics, metric_values
@@ -18,6 +19,17 @@ log = logging.getLogger(__name__)
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run `cfg` to the end and return its final metrics (validation of the last epoch, test of the best checkpoint)."""
+    failed = True
+    try:
+        metrics = fit_and_test(cfg)
+        failed = False
+    finally:
+        # Lightning's WandbLogger never finishes its W&B run: without this the next run (sweep job) would log into it
+        finish_run(failed=failed)
+    return metrics
+
+
+def fit_and_test(cfg: DictConfig) -> dict[str, float]:
     validate_config(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
