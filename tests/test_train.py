@@ -29,7 +29,7 @@ def test_overfitting_one_small_batch_reaches_full_train_accuracy(compose_config,
 
 
 def test_a_run_writes_its_config_metrics_and_checkpoints(compose_config, tiny_mnist, tmp_path):
-    metrics = train(compose_config(*tiny_overrides(*tiny_mnist)))
+    metrics = train(compose_config(*tiny_overrides(*tiny_mnist), "logger=csv"))
     run = tmp_path / "run"
     rows = list(csv.DictReader(open(run / "csv" / "metrics.csv")))
     assert [float(r["val/acc"]) for r in rows if r.get("val/acc")] and any(r.get("test/acc") for r in rows)
@@ -74,7 +74,7 @@ def test_eval_of_the_best_checkpoint_reproduces_the_test_metrics(compose_config,
 
 def test_a_2x2_sweep_runs_four_jobs_in_their_own_folders(tiny_mnist, tmp_path, monkeypatch):
     argv = ["train.py", "-m", "optimizer=adam,sgd", "lr=1e-3,1e-2", f"paths.output_root={tmp_path}",
-            *tiny_overrides(*tiny_mnist), "trainer.max_epochs=1"]
+            *tiny_overrides(*tiny_mnist), "trainer.max_epochs=1", "logger=csv"]
     monkeypatch.setattr(sys, "argv", argv)
     main()
     [sweep_dir] = (tmp_path / "mnist" / "multiruns").iterdir()

@@ -12,6 +12,7 @@ import torch
 from omegaconf import DictConfig
 
 from mlplab.distributed import end_distributed_run, in_sweep
+from mlplab.loggers.wandb import finish_run
 from mlplab.run_record import RunRecorder
 from mlplab.utils.checkpoints import checkpoint_to_resume
 from mlplab.utils.config import CONFIG_DIR, validate_config
@@ -24,6 +25,17 @@ log = logging.getLogger(__name__)
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run `cfg` to the end and return its final metrics (validation of the last epoch, test of the best checkpoint)."""
+    failed = True
+    try:
+        metrics = fit_and_test(cfg)
+        failed = False
+    finally:
+        # Lightning's WandbLogger never finishes its W&B run: without this the next run (sweep job) would log into it
+        finish_run(failed=failed)
+    return metrics
+
+
+def fit_and_test(cfg: DictConfig) -> dict[str, float]:
     validate_config(cfg)
     check_writable(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)

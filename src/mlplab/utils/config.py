@@ -12,12 +12,17 @@ from hydra._internal.utils import _locate  # hydra.utils.get_object also logs an
 from omegaconf import DictConfig, OmegaConf
 
 from mlplab.models.mlp import ACTIVATIONS, INITS, NORMS
+from mlplab.utils.run_names import config_choices, run_name, sweep_group
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 CONFIG_DIR = PROJECT_ROOT / "conf"
 
 # `${mlplab_root:}` in conf/paths: the repository folder, wherever the command is launched from
 OmegaConf.register_new_resolver("mlplab_root", lambda: str(PROJECT_ROOT), replace=True)
+# names for W&B (conf/logger/wandb.yaml): what the run changed, which sweep it belongs to, the groups' choices
+OmegaConf.register_new_resolver("mlplab_run_name", run_name, replace=True)
+OmegaConf.register_new_resolver("mlplab_sweep_group", sweep_group, replace=True)
+OmegaConf.register_new_resolver("mlplab_choices", config_choices, replace=True)
 
 
 class ConfigError(ValueError):

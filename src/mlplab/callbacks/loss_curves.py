@@ -1,0 +1,85 @@
+"""A PNG of the per-epoch training and validation curves in the run folder, for users without a dashboard."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.trainer.states import TrainerFn
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from mlplab.callbacks.picture import new_figure, save_png
+
+STAGES = ("train", "val")
+
+
+def epoch_metrics(callback_metrics: dict[str, object], stage: str) -> dict[str, float]:
+    """The stage's epoch-level metrics by name ("loss", "acc", ...): `train/loss_epoch` stands for `train/loss`,
+    whose plain name holds the last step's value."""
+    values: dict[str, float] = {}
+    for key in sorted(callback_metrics, key=lambda k: k.endswith("_epoch")):  # "_epoch" keys win
+        prefix, _, name = key.partition("/")
+        if prefix == stage and name and not name.endswith("_step"):
+            values[name.removesuffix("_epoch")] = float(callback_metrics[key])
+    return values
+
+
+def curves_figure(history: dict[str, dict[str, dict[int, float]]]) -> Figure:
+    """One panel per metric, one line per stage, epochs on the x axis."""
+    names = sorted({name for stage in history.values() for name in stage}, key=lambda n: (n != "loss", n))
+    columns = min(len(names), 3)
+    rows = math.ceil(len(names) / columns)
+    figure = new_figure(4.2 * columns, 3.2 * rows)
+    for i, name in enumerate(names):
+        ax = figure.add_subplot(rows, columns, i + 1)
+        for stage in STAGES:
+            points = sorted(history.get(stage, {}).get(name, {}).items())
+            if points:
+                epochs, values = zip(*points)
+                ax.plot(epochs, values, marker="o", markersize=3, label=stage)
+        ax.set(title=name, xlabel="epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return figure
+
+
+class LossCurves(L.Callback):
+    """Records each epoch's train and validation metrics (loss and accuracy, or mse/rmse/mae/r2: whatever the task
+    logs) and draws them to `path` every `every_n_epochs` epochs, at the end of training, and if training fails."""
+
+    def __init__(self, path: str | Path, every_n_epochs: int = 10) -> None:
+        if every_n_epochs < 1:
+            raise ValueError(f"every_n_epochs={every_n_epochs} must be >= 1")
+        self.path = Path(path)
+        self.every_n_epochs = every_n_epochs
+        self.history: dict[str, dict[str, dict[int, float]]] = {stage: defaultdict(dict) for stage in STAGES}
+        self._validated = False
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking:
+            self._validated = True
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch = trainer.current_epoch
+        # validation may skip epochs (check_val_every_n_epoch): its metrics are then last epoch's
+        for stage in STAGES if self._validated else ("train",):
+            for name, value in epoch_metrics(trainer.callback_metrics, stage).items():
+                self.history[stage][name][epoch] = value
+        self._validated = False
+        if (epoch + 1) % self.every_n_epochs == 0:
+            self.draw(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.draw(trainer)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self.draw(trainer)
+
+    def draw(self, trainer: L.Trainer) -> Path | None:
+        if not trainer.is_global_zero or not any(self.history.values()):
+            return None
+        return save_png(curves_figure(self.history), self.path)
