@@ -17,6 +17,7 @@ from mlplab.run_record import RECORD_NAME, read_run_record, write_json_atomic
 from mlplab.sweep_report import best_job, log_to_wandb, read_jobs, swept_keys, write_report
 from mlplab.train import main
 from mlplab.utils.config import ConfigError
+from mlplab.utils.wandb_offline import OfflineRun, offline_runs
 from mlplab.utils.errors import DivergedError
 from tests.conftest import tiny_overrides
 
@@ -125,10 +126,9 @@ def test_the_table_goes_to_a_wandb_summary_run_in_the_sweeps_group(tmp_path):
     report = write_report(tmp_path)
     config = OmegaConf.create({"logger": {"wandb": {"project": "mlplab-test", "group": "sweep-42", "save_dir": str(tmp_path / "wb")}}})
     log_to_wandb(config, tmp_path, report)  # WANDB_MODE=offline (conftest)
-    runs = list((tmp_path / "wb" / "wandb").glob("offline-run-*/run-*.wandb"))
-    assert len(runs) == 1
-    data = runs[0].read_bytes()
-    assert b"sweep-42" in data and b"sweep-summary" in data and b"sweep/summary" in data
+    [run] = [OfflineRun(path) for path in offline_runs(tmp_path / "wb")]
+    assert (run.group, run.job_type, run.name) == ("sweep-42", "sweep-summary", "sweep-42-summary")
+    assert "sweep/summary" in run.overview["summary"] and run.exit_code == 0
 
 
 def test_run_records_are_replaced_atomically(tmp_path):

@@ -1,5 +1,6 @@
 """Bad config values fail before anything is loaded or written, with a message naming the key, the value and what is valid."""
 
+import json
 import os
 import sys
 
@@ -72,8 +73,9 @@ def test_a_bad_value_on_the_command_line_stops_before_data_or_outputs_are_made(t
     with pytest.raises(SystemExit):
         main()
     assert "lr=-1 is invalid: must be a number > 0" in capsys.readouterr().err
-    # only what Hydra writes before the run starts: the composed config and the (empty) log
-    assert {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log"}
+    # only what Hydra writes before the run starts (the composed config, the log) and the record saying it failed
+    assert {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log", "run_record.json"}
+    assert json.loads((run_dir / "run_record.json").read_text())["status"] == "failed"
     assert not data_dir.exists()
 
 
