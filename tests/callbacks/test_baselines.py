@@ -102,3 +102,14 @@ def test_image_runs_log_the_logistic_regression_baseline(compose_config, tiny_mn
     cfg = compose_config(*tiny_overrides(*tiny_mnist), "trainer.max_epochs=1", "baseline_train_samples=200")
     metrics = train(cfg)
     assert metrics["baseline/logistic_regression/acc"] > 0.5
+
+
+def test_an_unreadable_cache_is_replaced_by_fresh_results(housing, tmp_path):
+    CountingRegressor.fits.clear()
+    cache_dir = tmp_path / "data" / "baselines"
+    first = Baselines({"mean": CountingRegressor()}, cache_dir=cache_dir).fit_and_score(housing())
+    cache = next(cache_dir.glob("*.json"))
+    cache.write_text('{"mean": {"model": ')  # cut short
+    again = Baselines({"mean": CountingRegressor()}, cache_dir=cache_dir).fit_and_score(housing())
+    assert again == {"mean": {**first["mean"], "fit_s": again["mean"]["fit_s"]}} and len(CountingRegressor.fits) == 2
+    assert json.loads(cache.read_text())["mean"]["metrics"] == first["mean"]["metrics"]

@@ -93,33 +93,33 @@ class Baselines(L.Callback):
         datamodule.setup()
         train_x, train_y = self._arrays(datamodule, "train", self.max_train_samples)
         test_x, test_y = self._arrays(datamodule, "test", None)
-        arrays = (train_x, train_y.numpy(), test_x, test_y.numpy())
-        digest = hashlib.md5(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)).hexdigest()[:16]
-        dataset = getattr(datamodule, "name", type(datamodule).__name__)
-        cache = self.cache_dir / f"{dataset}-{digest}.json" if self.cache_dir else None
 
-        def fit_missing(cached: dict[str, Any]) -> tuple[Results, bool]:
-            results, changed = {}, False
-            for name, model in self.models.items():
-                if cached.get(name, {}).get("model") != describe(model):
-                    start = time.perf_counter()
-                    model.fit(train_x, train_y.numpy())
-                    fit_s = time.perf_counter() - start
-                    metrics = score(model, datamodule.task, test_x, test_y)
-                    cached[name], changed = {"model": describe(model), "metrics": metrics, "fit_s": fit_s}, True
-                    log.info("Baseline %s: fitted on %d rows in %.1f s", name, len(train_x), fit_s)
-                results[name] = cached[name]
-            return results, changed
+        def fit_missing(results: Results) -> bool:
+            """Fit and score the models `results` lacks (or holds for other parameters); True if any."""
+            missing = [name for name, model in self.models.items() if results.get(name, {}).get("model") != describe(model)]
+            for name in missing:
+                model = self.models[name]
+                start = time.perf_counter()
+                model.fit(train_x, train_y.numpy())
+                fit_s = time.perf_counter() - start
+                results[name] = {"model": describe(model), "metrics": score(model, datamodule.task, test_x, test_y), "fit_s": fit_s}
+                log.info("Baseline %s: fitted on %d rows in %.1f s", name, len(train_x), fit_s)
+            return bool(missing)
 
-        if cache is None:
-            return fit_missing({})[0]
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(cache) + ".lock"):  # parallel sweep jobs: one fits, the others read its results
-            cached = json.loads(cache.read_text()) if cache.is_file() else {}
-            results, changed = fit_missing(cached)
-            if changed:
-                _write_atomically(cache, json.dumps(cached, indent=1, sort_keys=True))
-        return results
+        results: Results = {}
+        if self.cache_dir is None:
+            fit_missing(results)
+        else:
+            # the exact arrays the models see name the cache: same data set, split and subsample, same file
+            arrays = (train_x, train_y.numpy(), test_x, test_y.numpy())
+            digest = hashlib.md5(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)).hexdigest()[:16]
+            cache = self.cache_dir / f"{getattr(datamodule, 'name', type(datamodule).__name__)}-{digest}.json"
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(cache) + ".lock"):  # parallel sweep jobs: one fits, the others read its results
+                results = _read_cache(cache)
+                if fit_missing(results):
+                    _write_atomically(cache, json.dumps(results, indent=1, sort_keys=True))
+        return {name: results[name] for name in self.models}
 
     def _arrays(self, datamodule: TensorDataModule, split: str, limit: int | None) -> tuple[np.ndarray, torch.Tensor]:
         """The split's inputs exactly as the network sees them (normalised), as a float32 array on the CPU."""
@@ -141,6 +141,16 @@ def comparison_table(network: Mapping[str, float], baselines: Results) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  " + row[0].ljust(widths[0]) + "".join(f"  {cell:>{w}}" for cell, w in zip(row[1:], widths[1:]))
                      for row in rows)
+
+
+def _read_cache(path: Path) -> Results:
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        log.warning("Ignoring the unreadable baseline cache %s (%s): fitting again", path, e)
+        return {}
 
 
 def _write_atomically(path: Path, text: str) -> None:

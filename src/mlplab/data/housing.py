@@ -7,6 +7,7 @@ folder as `<data_dir>/california_housing/california_housing.npz` (temp file + at
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import tempfile
@@ -22,6 +23,8 @@ from filelock import FileLock
 from mlplab.data.sources import DataUnavailableError, Source, SourceError, md5sum
 from mlplab.data.tensor_datamodule import Split, TensorDataModule
 from mlplab.models.tasks import RegressionTask
+
+log = logging.getLogger(__name__)
 
 FEATURE_NAMES = ("MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOccup", "Latitude", "Longitude")
 TARGET_NAME = "MedHouseVal"
@@ -211,6 +214,7 @@ class HousingDataModule(TensorDataModule):
                     partial = Path(scratch) / self.cache_file.name
                     np.savez(partial, features=features, target=target, source=str(source))
                     os.replace(partial, self.cache_file)  # atomic: readers see all or nothing
+                    log.info("California housing: verified data from %s, cached in %s", source, self.cache_file)
                     return
             tried = "\n".join(f"  {i}. {f}" for i, f in enumerate(failures, 1)) or "  (no sources configured)"
             raise DataUnavailableError(
