@@ -73,6 +73,7 @@ def test_results_are_cached_per_split_and_model_so_sweep_jobs_do_not_refit(housi
     # a new callback in a new run, as in the next job of a sweep: same split, same model
     again = Baselines({"mean": CountingRegressor()}, cache_dir=cache_dir).fit_and_score(housing())
     assert CountingRegressor.fits == [210] and again == first
+    assert list(again["mean"]["metrics"]) == ["mse", "rmse", "mae", "r2"]  # the task's order, for the table
     Baselines({"mean": CountingRegressor()}, cache_dir=cache_dir).fit_and_score(housing(split_seed=1))
     Baselines({"mean": CountingRegressor(strategy="median")}, cache_dir=cache_dir).fit_and_score(housing())
     assert len(CountingRegressor.fits) == 3

@@ -118,7 +118,7 @@ class Baselines(L.Callback):
             with FileLock(str(cache) + ".lock"):  # parallel sweep jobs: one fits, the others read its results
                 results = _read_cache(cache)
                 if fit_missing(results):
-                    _write_atomically(cache, json.dumps(results, indent=1, sort_keys=True))
+                    _write_atomically(cache, json.dumps(results, indent=1))  # metrics stay in the task's order
         return {name: results[name] for name in self.models}
 
     def _arrays(self, datamodule: TensorDataModule, split: str, limit: int | None) -> tuple[np.ndarray, torch.Tensor]:
