@@ -1,4 +1,4 @@
-"""MNIST-style image data sets: four IDX files, 28x28 greyscale images, ten classes."""
+"""MNIST-style image data sets (MNIST, FashionMNIST): four IDX files, 28x28 greyscale images, ten classes."""
 
 from __future__ import annotations
 
@@ -115,3 +115,17 @@ class MNISTDataModule(IDXImageDataModule):
     }
     class_names = [str(digit) for digit in range(10)]
     default_mean, default_std = 0.1307, 0.3081
+
+
+class FashionMNISTDataModule(IDXImageDataModule):
+    """Zalando's clothing images (Xiao et al., 2017): MNIST's format and sizes, a harder task."""
+
+    name = "FashionMNIST"
+    official_files = {
+        TRAIN_IMAGES: "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+        TRAIN_LABELS: "9018921c3c673c538a1fc5bad174d6f9",
+        TEST_IMAGES: "8181f5470baa50b63fa0f6fddb340f0a",
+        TEST_LABELS: "15d484375f8d13e6eb1aabb0c3f46965",
+    }
+    class_names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    # no published mean/std: computed from the training split (mean, std = None)

@@ -127,7 +127,7 @@ class DebianPackage:
         debs = list(dest.glob("*.deb"))
         if not debs:
             raise SourceError("apt-get download wrote no .deb file")
-        _run(["dpkg-deb", "-x", str(debs[0]), "deb"], cwd=dest)
+        _run(["dpkg-deb", "-x", debs[0].name, "deb"], cwd=dest)  # runs in dest: a relative data_dir must not matter
         for name in names:
             _copy_raw(dest / "deb" / self.folder / name, dest / name)
 
