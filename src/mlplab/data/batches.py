@@ -86,4 +86,5 @@ class TensorBatches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for index in self._shard():
-            yield self.x[index], self.y[index]
+            # index_select: several times faster than x[index] (advanced indexing) for a batch of rows
+            yield self.x.index_select(0, index), self.y.index_select(0, index)
