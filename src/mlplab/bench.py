@@ -5,8 +5,9 @@
     python -m mlplab.bench --help
 
 The three paths train the same network (mlplab's MLP, 784-300-300-10 by default, same initialisation)
-with Adam on the same training images (MNIST's 60k minus the same 5k held out for validation), for the
-same number of epochs, one after the other in this one process:
+with the same optimizer (the one mlplab's config makes: fused Adam, lr 1e-3 by default) on the same
+training images (MNIST's 60k minus the same 5k held out for validation), for the same number of
+epochs, one after the other in this one process:
 
 1. `plain`: a PyTorch loop over tensors already in memory (on the device): the floor, no framework.
 2. `dataloader`: torchvision's `MNIST` with `ToTensor` + `Normalize`, a `DataLoader`, and a minimal
@@ -24,8 +25,10 @@ which are separate processes, not included).
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
+import math
 import os
 import platform
 import statistics
@@ -33,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,13 +47,15 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 from torch import nn
 
+from mlplab.data.batches import TensorBatches
 from mlplab.models.mlp import MLP
 from mlplab.utils.config import CONFIG_DIR, PROJECT_ROOT
 
-PATHS = ("plain", "dataloader", "mlplab")
+PATHS = ("plain", "lightning", "dataloader", "mlplab")
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 SWEEP = ("optimizer=adam,sgd", "lr=1e-3,1e-2")  # the README's 4-job sweep
 
@@ -64,6 +69,7 @@ class Setting:
     batch_size: int
     epochs: int
     hidden: tuple[int, ...] = (300, 300)
+    optimizer: str = "adam"
     lr: float = 1e-3
     val_size: int = 5000
     split_seed: int = 0
@@ -189,6 +195,17 @@ def _resident_kb(field_name: str) -> int | None:
     return None
 
 
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+
+
+@functools.cache
+def optimizer_factory(setting: Setting) -> OptimizerFactory:
+    """The optimizer mlplab's config makes (e.g. fused Adam), so that every path steps the same way."""
+    overrides = [f"optimizer={setting.optimizer}", f"lr={setting.lr}", *setting.overrides]
+    with tempfile.TemporaryDirectory(prefix="mlplab-bench-") as tmp:
+        return instantiate(compose_run_config(overrides, Path(tmp)).optimizer)
+
+
 def _network(setting: Setting) -> nn.Module:
     torch.manual_seed(setting.seed)
     return MLP(28 * 28, 10, hidden=setting.hidden)
@@ -207,16 +224,21 @@ def _mnist(setting: Setting, transform: Callable | None = None) -> Any:
     return MNIST(str(setting.data_dir), train=True, download=False, transform=transform)
 
 
+def _tensors(setting: Setting) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training images as normalised float rows and their labels, on the device."""
+    images = _mnist(setting)
+    train = _train_indices(len(images.data), setting)
+    x = images.data[train].reshape(len(train), -1).to(setting.device).float().div_(255).sub_(MNIST_MEAN).div_(MNIST_STD)
+    return x, images.targets[train].to(setting.device)
+
+
 def run_plain(setting: Setting) -> tuple[float, list[float], int]:
     """A plain loop: tensors normalised once on the device, index batches, forward, backward, step."""
     device = torch.device(setting.device)
     start = time.perf_counter()
-    images = _mnist(setting)
-    train = _train_indices(len(images.data), setting)
-    x = images.data[train].reshape(len(train), -1).to(device).float().div_(255).sub_(MNIST_MEAN).div_(MNIST_STD)
-    y = images.targets[train].to(device)
+    x, y = _tensors(setting)
     model = _network(setting).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=setting.lr)
+    optimizer = optimizer_factory(setting)(model.parameters())
     first_step_s, epoch_times = None, []
     for epoch in range(setting.epochs):
         _sync(device)
@@ -236,21 +258,43 @@ def run_plain(setting: Setting) -> tuple[float, list[float], int]:
 
 
 class UsualModule(L.LightningModule):
-    """The LightningModule users usually write first: the loss, logged every step."""
+    """The LightningModule users usually write first: the loss, logged every step (when `log`)."""
 
-    def __init__(self, network: nn.Module, lr: float) -> None:
+    def __init__(self, network: nn.Module, optimizer: OptimizerFactory, log: bool = True) -> None:
         super().__init__()
         self.network = network
-        self.lr = lr
+        self.optimizer = optimizer
+        self.log_loss = log
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
         loss = F.cross_entropy(self.network(x), y)
-        self.log("train_loss", loss)
+        if self.log_loss:
+            self.log("train_loss", loss)
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.lr)
+        return self.optimizer(self.parameters())
+
+
+def _bare_trainer(setting: Setting, timer: EpochTimer) -> L.Trainer:
+    return L.Trainer(
+        accelerator="gpu" if torch.device(setting.device).type == "cuda" else "cpu", devices=1,
+        max_epochs=setting.epochs, callbacks=[timer], logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False,
+    )
+
+
+def run_lightning(setting: Setting) -> tuple[float, list[float], int]:
+    """Lightning's own floor: the plain loop's tensors and batches (TensorBatches), a module that only
+    computes the loss, a bare Trainer. What it adds to `plain` is Lightning's per-step cost."""
+    start = time.perf_counter()
+    x, y = _tensors(setting)
+    timer = EpochTimer()
+    module = UsualModule(_network(setting), optimizer_factory(setting), log=False)
+    batches = TensorBatches(x, y, setting.batch_size, shuffle=True, seed=setting.seed)
+    _bare_trainer(setting, timer).fit(module, train_dataloaders=batches)
+    return timer.first_step_at - start, timer.epoch_times_s, timer.samples_per_epoch[0]
 
 
 def run_dataloader(setting: Setting) -> tuple[float, list[float], int]:
@@ -266,11 +310,7 @@ def run_dataloader(setting: Setting) -> tuple[float, list[float], int]:
     loader = DataLoader(train, batch_size=setting.batch_size, shuffle=True, num_workers=setting.workers,
                         pin_memory=on_gpu, persistent_workers=setting.workers > 0)
     timer = EpochTimer()
-    trainer = L.Trainer(
-        accelerator="gpu" if on_gpu else "cpu", devices=1, max_epochs=setting.epochs, callbacks=[timer],
-        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-    )
-    trainer.fit(UsualModule(_network(setting), setting.lr), train_dataloaders=loader)
+    _bare_trainer(setting, timer).fit(UsualModule(_network(setting), optimizer_factory(setting)), train_dataloaders=loader)
     return timer.first_step_at - start, timer.epoch_times_s, timer.samples_per_epoch[0]
 
 
@@ -302,7 +342,7 @@ def run_mlplab(setting: Setting) -> tuple[float, list[float], int]:
             f"data.split_seed={setting.split_seed}",
             f"trainer.max_epochs={setting.epochs}",
             f"model.hidden=[{','.join(map(str, setting.hidden))}]",
-            "optimizer=adam",
+            f"optimizer={setting.optimizer}",
             f"lr={setting.lr}",
             f"seed={setting.seed}",
             *([f"logger={setting.logger}"] if setting.logger else []),
@@ -316,6 +356,7 @@ def run_mlplab(setting: Setting) -> tuple[float, list[float], int]:
 
 RUNNERS: dict[str, Callable[[Setting], tuple[float, list[float], int]]] = {
     "plain": run_plain,
+    "lightning": run_lightning,
     "dataloader": run_dataloader,
     "mlplab": run_mlplab,
 }
@@ -325,10 +366,13 @@ def measure(settings: Sequence[Setting], paths: Sequence[str] = PATHS, rounds: i
             progress: Callable[[str], None] = print) -> list[Measurement]:
     """Run every path on every setting, `rounds` times over (rounds interleave, which evens out load)."""
     results: dict[tuple[str, str, int], Measurement] = {}
+    for setting in settings:
+        _warm_up(setting)
     for round_number in range(rounds):
         for setting in settings:
             for path in paths:
                 progress(f"[bench] round {round_number + 1}/{rounds}: {path} on {setting.device}, batch {setting.batch_size}")
+                optimizer_factory(setting)  # composed before the clock starts
                 with PeakMemory(setting.device) as memory:
                     first_step_s, epoch_times, samples = RUNNERS[path](setting)
                 key = (setting.device, path, setting.batch_size)
@@ -341,17 +385,36 @@ def measure(settings: Sequence[Setting], paths: Sequence[str] = PATHS, rounds: i
     return list(results.values())
 
 
+def _warm_up(setting: Setting, steps: int = 20) -> None:
+    """A few untimed steps, so that one-time costs (kernels, allocator) fall on no path in particular."""
+    model = _network(setting).to(setting.device)
+    optimizer = optimizer_factory(setting)(model.parameters())
+    x = torch.randn(setting.batch_size, 28 * 28, device=setting.device)
+    y = torch.randint(0, 10, (setting.batch_size,), device=setting.device)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    _sync(setting.device)
+
+
 def ratios(summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """mlplab / plain (the framework's cost) and dataloader / mlplab (the speed-up over the usual path)."""
-    by_key = {(s["device"], s["batch_size"], s["path"]): s["epoch_s"] for s in summaries}
+    """mlplab / plain (the framework's cost), dataloader / mlplab (the speed-up over the usual path), and
+    the time Lightning alone and mlplab add to each step of the plain loop."""
     rows = []
     for device, batch_size in dict.fromkeys((s["device"], s["batch_size"]) for s in summaries):
-        epoch = {path: by_key.get((device, batch_size, path)) for path in PATHS}
+        runs = {s["path"]: s for s in summaries if (s["device"], s["batch_size"]) == (device, batch_size)}
+        epoch = {path: run["epoch_s"] for path, run in runs.items()}
         row: dict[str, Any] = {"device": device, "batch_size": batch_size}
-        if epoch["mlplab"] and epoch["plain"]:
+        if {"mlplab", "plain"} <= epoch.keys():
             row["mlplab_over_plain"] = epoch["mlplab"] / epoch["plain"]
-        if epoch["mlplab"] and epoch["dataloader"]:
+        if {"dataloader", "mlplab"} <= epoch.keys():
             row["dataloader_over_mlplab"] = epoch["dataloader"] / epoch["mlplab"]
+        if "plain" in runs:
+            steps = math.ceil(runs["plain"]["train_samples"] / batch_size)
+            for path in ("lightning", "mlplab"):
+                if path in epoch:
+                    row[f"{path}_step_overhead_ms"] = (epoch[path] - epoch["plain"]) / steps * 1e3
         rows.append(row)
     return rows
 
@@ -443,10 +506,15 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(f"| {r['device']} | {r['batch_size']} | {r['path']} | {r['epoch_s']:.2f} | "
                      f"{r['samples_per_s']:,.0f} | {r['first_step_s']:.2f} | {memory} |")
     if report["ratios"]:
-        lines += ["", "| device | batch | mlplab / plain | dataloader / mlplab |", "|---|---:|---:|---:|"]
+        columns = {
+            "mlplab_over_plain": "mlplab / plain", "dataloader_over_mlplab": "dataloader / mlplab",
+            "lightning_step_overhead_ms": "Lightning's cost per step (ms)", "mlplab_step_overhead_ms": "mlplab's cost per step (ms)",
+        }
+        lines += ["", "| device | batch | " + " | ".join(columns.values()) + " |", "|---|---:" + "|---:" * len(columns) + "|"]
         for r in report["ratios"]:
-            cells = [f"{r[k]:.2f}x" if k in r else "" for k in ("mlplab_over_plain", "dataloader_over_mlplab")]
-            lines.append(f"| {r['device']} | {r['batch_size']} | {cells[0]} | {cells[1]} |")
+            cells = [("" if key not in r else f"{r[key]:.2f}x" if key.endswith("over_plain") or key.endswith("over_mlplab")
+                      else f"{r[key]:.3f}") for key in columns]
+            lines.append(f"| {r['device']} | {r['batch_size']} | " + " | ".join(cells) + " |")
     for w in report["whole_process"]:
         lines += [
             "",
@@ -477,6 +545,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=1, help="repeat all paths this many times (interleaved)")
     parser.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS))
     parser.add_argument("--hidden", type=int, nargs="*", default=[300, 300], help="hidden layer widths")
+    parser.add_argument("--optimizer", default="adam", help="mlplab's optimizer config, used by every path")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--val-size", type=int, default=5000, help="images held out of training (as mlplab does)")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers of the dataloader path")
@@ -501,7 +570,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     # the whole-process runs read the data the same way: make relative paths absolute
     data_dir = args.data_dir.resolve()
     settings = [
-        Setting(data_dir, device, batch_size, args.epochs, tuple(args.hidden), args.lr, args.val_size,
+        Setting(data_dir, device, batch_size, args.epochs, tuple(args.hidden), args.optimizer, args.lr, args.val_size,
                 workers=args.workers, logger=args.logger, overrides=tuple(args.override))
         for device in args.devices for batch_size in args.batch_sizes
     ]

@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from mlplab.models.module import StageMetrics
+from mlplab.models.tasks import ClassificationTask
 from mlplab.train import train
 from mlplab.utils.instantiate import build_datamodule, build_module
 from tests.conftest import tiny_overrides
@@ -15,7 +17,8 @@ def _rows(cfg) -> list[dict[str, str]]:
     return list(csv.DictReader(open(Path(cfg.paths.output_dir) / "csv" / "metrics.csv")))
 
 
-def test_the_epoch_loss_is_the_sample_weighted_mean_of_that_epochs_step_losses(compose_config, tiny_mnist):
+def test_the_epoch_loss_is_the_sample_weighted_mean_of_that_epochs_step_losses(compose_config, tiny_mnist, monkeypatch):
+    monkeypatch.setattr(StageMetrics, "flush_every", 3)  # metrics updated mid-epoch too
     # 500 training images in batches of 32: fifteen full batches and one of 20, every step logged
     cfg = compose_config(*tiny_overrides(*tiny_mnist), "trainer.log_every_n_steps=1")
     train(cfg)
@@ -27,6 +30,20 @@ def test_the_epoch_loss_is_the_sample_weighted_mean_of_that_epochs_step_losses(c
         expected = sum(loss * n for loss, n in zip(steps, sizes)) / sum(sizes)
         (epoch_loss,) = [float(r["train/loss_epoch"]) for r in rows if r["epoch"] == epoch and r.get("train/loss_epoch")]
         assert epoch_loss == pytest.approx(expected, rel=1e-5)  # this epoch's steps only, not a running total
+
+
+def test_stage_metrics_see_every_kept_step_once_whatever_the_flushes():
+    metrics = StageMetrics(ClassificationTask(3), "val")
+    metrics.flush_every = 2
+    torch.manual_seed(0)
+    outputs, targets = torch.randn(7, 3), torch.randint(0, 3, (7,))
+    losses = torch.rand(3)
+    for (start, stop), loss in zip([(0, 3), (3, 6), (6, 7)], losses):
+        metrics.keep(loss, outputs[start:stop], targets[start:stop])
+    metrics.update()
+    assert metrics.loss.compute() == pytest.approx(float((3 * losses[0] + 3 * losses[1] + losses[2]) / 7))
+    accuracy = (outputs.argmax(-1) == targets).float().mean()
+    assert metrics.values.compute()["val/acc"] == pytest.approx(float(accuracy))
 
 
 def test_step_loss_and_learning_rate_are_logged_on_every_nth_step_only(compose_config, tiny_mnist):
