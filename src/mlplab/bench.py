@@ -201,9 +201,8 @@ OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 @functools.cache
 def optimizer_factory(setting: Setting) -> OptimizerFactory:
     """The optimizer mlplab's config makes (e.g. fused Adam), so that every path steps the same way."""
-    overrides = [f"optimizer={setting.optimizer}", f"lr={setting.lr}", *setting.overrides]
     with tempfile.TemporaryDirectory(prefix="mlplab-bench-") as tmp:
-        return instantiate(compose_run_config(overrides, Path(tmp)).optimizer)
+        return instantiate(compose_run_config(mlplab_overrides(setting), Path(tmp)).optimizer)
 
 
 def _network(setting: Setting) -> nn.Module:
@@ -327,6 +326,24 @@ def compose_run_config(overrides: Sequence[str], output_dir: Path) -> DictConfig
     return cfg
 
 
+def mlplab_overrides(setting: Setting) -> list[str]:
+    """The `python train.py` overrides that make mlplab's run match the setting."""
+    return [
+        f"paths.data_dir={setting.data_dir}",
+        f"accelerator={'gpu' if torch.device(setting.device).type == 'cuda' else 'cpu'}",
+        f"data.batch_size={setting.batch_size}",
+        f"data.val_size={setting.val_size}",
+        f"data.split_seed={setting.split_seed}",
+        f"trainer.max_epochs={setting.epochs}",
+        f"model.hidden=[{','.join(map(str, setting.hidden))}]",
+        f"optimizer={setting.optimizer}",
+        f"lr={setting.lr}",
+        f"seed={setting.seed}",
+        *([f"logger={setting.logger}"] if setting.logger else []),
+        *setting.overrides,
+    ]
+
+
 def run_mlplab(setting: Setting) -> tuple[float, list[float], int]:
     """`mlplab.train.train` on the composed config (fit, then test), with an EpochTimer callback added."""
     from mlplab.train import train
@@ -334,24 +351,18 @@ def run_mlplab(setting: Setting) -> tuple[float, list[float], int]:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mlplab-bench-") as tmp:
         record = Path(tmp) / "timer.json"
-        overrides = [
-            f"paths.data_dir={setting.data_dir}",
-            f"accelerator={'gpu' if torch.device(setting.device).type == 'cuda' else 'cpu'}",
-            f"data.batch_size={setting.batch_size}",
-            f"data.val_size={setting.val_size}",
-            f"data.split_seed={setting.split_seed}",
-            f"trainer.max_epochs={setting.epochs}",
-            f"model.hidden=[{','.join(map(str, setting.hidden))}]",
-            f"optimizer={setting.optimizer}",
-            f"lr={setting.lr}",
-            f"seed={setting.seed}",
-            *([f"logger={setting.logger}"] if setting.logger else []),
-            f"+callbacks.bench_timer={{_target_:mlplab.bench.EpochTimer,record:'{record}'}}",
-            *setting.overrides,
-        ]
-        train(compose_run_config(overrides, Path(tmp) / "run"))
+        timer = f"+callbacks.bench_timer={{_target_:mlplab.bench.EpochTimer,record:'{record}'}}"
+        train(compose_run_config([*mlplab_overrides(setting), timer], Path(tmp) / "run"))
         timed = json.loads(record.read_text())
     return timed["first_step_at"] - start, timed["epoch_times_s"], timed["samples_per_epoch"][0]
+
+
+def prepare_data(setting: Setting) -> None:
+    """Get and verify the data files the way mlplab does (downloads on a fresh machine), before any clock starts."""
+    from mlplab.utils.instantiate import build_datamodule
+
+    with tempfile.TemporaryDirectory(prefix="mlplab-bench-") as tmp:
+        build_datamodule(compose_run_config(mlplab_overrides(setting), Path(tmp))).prepare_data()
 
 
 RUNNERS: dict[str, Callable[[Setting], tuple[float, list[float], int]]] = {
@@ -495,37 +506,42 @@ def _load() -> list[float] | None:
         return None
 
 
+RATIO_COLUMNS = {
+    "mlplab_over_plain": "mlplab / plain",
+    "dataloader_over_mlplab": "dataloader / mlplab",
+    "lightning_step_overhead_ms": "lightning − plain, per step (ms)",
+    "mlplab_step_overhead_ms": "mlplab − plain, per step (ms)",
+}
+
+
 def format_table(report: dict[str, Any]) -> str:
     """The report as Markdown tables (what BENCHMARKS.md shows)."""
-    lines = [
-        "| device | batch | path | epoch (s) | samples/s | first step (s) | peak memory (MB) |",
-        "|---|---:|---|---:|---:|---:|---:|",
-    ]
-    for r in report["results"]:
-        memory = "" if r["peak_memory_mb"] is None else f"{r['peak_memory_mb']:.0f}"
-        lines.append(f"| {r['device']} | {r['batch_size']} | {r['path']} | {r['epoch_s']:.2f} | "
-                     f"{r['samples_per_s']:,.0f} | {r['first_step_s']:.2f} | {memory} |")
+    tables = []
+    if report["results"]:
+        rows = ["| device | batch | path | epoch (s) | samples/s | first step (s) | peak memory (MB) |",
+                "|---|---:|---|---:|---:|---:|---:|"]
+        for r in report["results"]:
+            memory = "" if r["peak_memory_mb"] is None else f"{r['peak_memory_mb']:.0f}"
+            rows.append(f"| {r['device']} | {r['batch_size']} | {r['path']} | {r['epoch_s']:.2f} | "
+                        f"{r['samples_per_s']:,.0f} | {r['first_step_s']:.2f} | {memory} |")
+        tables.append(rows)
     if report["ratios"]:
-        columns = {
-            "mlplab_over_plain": "mlplab / plain", "dataloader_over_mlplab": "dataloader / mlplab",
-            "lightning_step_overhead_ms": "Lightning's cost per step (ms)", "mlplab_step_overhead_ms": "mlplab's cost per step (ms)",
-        }
-        lines += ["", "| device | batch | " + " | ".join(columns.values()) + " |", "|---|---:" + "|---:" * len(columns) + "|"]
+        rows = ["| device | batch | " + " | ".join(RATIO_COLUMNS.values()) + " |",
+                "|---|---:" + "|---:" * len(RATIO_COLUMNS) + "|"]
         for r in report["ratios"]:
-            cells = [("" if key not in r else f"{r[key]:.2f}x" if key.endswith("over_plain") or key.endswith("over_mlplab")
-                      else f"{r[key]:.3f}") for key in columns]
-            lines.append(f"| {r['device']} | {r['batch_size']} | " + " | ".join(cells) + " |")
+            cells = ["" if key not in r else f"{r[key]:.2f}x" if "_over_" in key else f"{r[key]:.2f}" for key in RATIO_COLUMNS]
+            rows.append(f"| {r['device']} | {r['batch_size']} | " + " | ".join(cells) + " |")
+        tables.append(rows)
     for w in report["whole_process"]:
-        lines += [
-            "",
+        tables.append([
             "| whole process | wall (s) |",
             "|---|---:|",
             f"| `{w['command']}` ({w['device']}) | {w['single_run_s']:.1f} |",
             f"| `{w['sweep']}`, 1 epoch per job | {w['sweep_s']:.1f} |",
             f"| the same 4 jobs as separate runs | {w['separate_runs_s']:.1f} |",
             f"| sweep / separate runs | {w['sweep_over_separate']:.2f} |",
-        ]
-    return "\n".join(lines)
+        ])
+    return "\n\n".join("\n".join(rows) for rows in tables)
 
 
 def _write_json(path: Path, report: dict[str, Any]) -> None:
@@ -574,6 +590,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 workers=args.workers, logger=args.logger, overrides=tuple(args.override))
         for device in args.devices for batch_size in args.batch_sizes
     ]
+    prepare_data(settings[0])
     load_start = _load()
     summaries = [] if args.skip_epochs else [m.summary() for m in measure(settings, args.paths, args.rounds)]
     whole = []
