@@ -4,16 +4,18 @@
     python -m mlplab.bench --whole-process       # also `python train.py` from command to exit, and a sweep
     python -m mlplab.bench --help
 
-The three paths train the same network (mlplab's MLP, 784-300-300-10 by default, same initialisation)
-with the same optimizer (the one mlplab's config makes: fused Adam, lr 1e-3 by default) on the same
-training images (MNIST's 60k minus the same 5k held out for validation), for the same number of
-epochs, one after the other in this one process:
+The paths train the same network (mlplab's MLP, 784-300-300-10 by default, same initialisation) with
+the same optimizer (the one mlplab's config makes: fused Adam, lr 1e-3 by default) on the same training
+images (MNIST's 60k minus the same 5k held out for validation), for the same number of epochs, one after
+the other in this one process:
 
 1. `plain`: a PyTorch loop over tensors already in memory (on the device): the floor, no framework.
-2. `dataloader`: torchvision's `MNIST` with `ToTensor` + `Normalize`, a `DataLoader`, and a minimal
-   LightningModule (loss, `self.log` per step) under a bare `Trainer` (no logger, checkpoint or bar).
-3. `mlplab`: `mlplab.train.train` on the composed `conf/train.yaml`, i.e. `python train.py` with its
-   default callbacks (checkpoints, learning rate, progress bar) and logger, plus a timer.
+2. `lightning`: the same tensors and batches (mlplab's TensorBatches) and a module that only computes
+   the loss, under a bare `Trainer`: what Lightning's loop alone costs.
+3. `dataloader`: the usual path: torchvision's `MNIST` with `ToTensor` + `Normalize`, a `DataLoader`,
+   a minimal LightningModule (loss, `self.log` per step), a bare `Trainer` (no logger, checkpoint or bar).
+4. `mlplab`: `mlplab.train.train` on the composed `conf/train.yaml`, i.e. `python train.py` with its
+   default callbacks (checkpoints, learning rate, model summary, progress bar) and logger, plus a timer.
 
 An epoch's time counts training steps only (validation excluded); the reported epoch time is the median
 over the epochs (and rounds). Time to first step runs from the path's start (reading the data included)
