@@ -98,7 +98,8 @@ class TensorBatches:
         self._served = skip
         for index in batches[skip:]:
             self._served += 1  # counted before the yield: a checkpoint taken while this batch trains includes it
-            yield self.x[index], self.y[index]
+            # index_select: several times faster than x[index] (advanced indexing) for a batch of rows
+            yield self.x.index_select(0, index), self.y.index_select(0, index)
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.sampler.epoch, "served": self._served}

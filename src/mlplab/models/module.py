@@ -12,17 +12,46 @@ from torch import nn
 from torchmetrics import MeanMetric, Metric
 
 from mlplab.models.tasks import Task
+from mlplab.utils.gpu_probe import skip_nvml_probe_without_driver
+from mlplab.utils.steps import is_logging_step
+
+skip_nvml_probe_without_driver()  # Lightning's import just set it; on CPU-only machines it slows every step
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
 
 class StageMetrics(nn.Module):
-    """The epoch's mean loss and the task's metrics for one stage (train, val or test)."""
+    """The epoch's mean loss and the task's metrics for one stage (train, val or test).
 
-    def __init__(self, task: Task, stage: str) -> None:
+    A step only keeps its loss, predictions and targets (on the device: no sync, ~10 us where updating
+    torchmetrics costs ~80 us); the metrics are updated with many steps at once.
+    """
+
+    flush_every = 64  # steps kept before updating the metrics: bounds the memory held
+
+    def __init__(self, task: Task, stage: str, loss_name: str | None = None) -> None:
         super().__init__()
-        self.loss = MeanMetric()
+        self.task = task
+        self.loss_name = loss_name or f"{stage}/loss"
+        # no NaN check: it syncs with the GPU, and a NaN loss should show in the epoch's mean anyway
+        self.loss = MeanMetric(nan_strategy="disable")
         self.values = task.metric_collection(stage)
+        self._kept: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def keep(self, loss: torch.Tensor, output: torch.Tensor, target: torch.Tensor) -> None:
+        # the batch's mean loss once per sample, so the epoch loss is the mean over samples whatever the
+        # last batch's size (not `weight=`: with nan_strategy="disable" torchmetrics 1.9 ignores weights)
+        self._kept.append((loss.detach().expand(len(target)), self.task.predict(output.detach()), target))
+        if len(self._kept) == self.flush_every:
+            self.update()
+
+    def update(self) -> None:
+        """Update the metrics with the steps kept so far."""
+        if self._kept:
+            losses, predictions, targets = (torch.cat(parts) for parts in zip(*self._kept))
+            self._kept.clear()
+            self.loss.update(losses)
+            self.values.update(predictions, targets)
 
 
 class MLPModule(L.LightningModule):
@@ -34,6 +63,8 @@ class MLPModule(L.LightningModule):
         optimizer: a callable taking the parameters (a Hydra `_partial_` optimizer).
         scheduler: Lightning's lr_scheduler dict, except that `scheduler` is a callable taking the
             optimizer; None for a constant learning rate.
+        compile: `torch.compile` the network (True, or a mapping of torch.compile's options such as
+            `{mode: max-autotune}`); False runs it eagerly.
     """
 
     def __init__(
@@ -42,14 +73,19 @@ class MLPModule(L.LightningModule):
         task: Task,
         optimizer: OptimizerFactory,
         scheduler: Mapping[str, Any] | None = None,
+        compile: bool | Mapping[str, Any] = False,
     ) -> None:
         super().__init__()
+        if not isinstance(compile, (bool, Mapping)):
+            raise ValueError(f"compile={compile!r} must be true, false or a mapping of torch.compile options")
         self.network = network
+        self.compile_options = (dict(compile) if isinstance(compile, Mapping) else {}) if compile else None
+        self._compiled = False
         self.task = task
         self.optimizer_factory = optimizer
         self.scheduler_config = dict(scheduler) if scheduler else None
         # one set per stage: torchmetrics accumulates over the epoch (and across processes)
-        self.train_metrics = StageMetrics(task, "train")
+        self.train_metrics = StageMetrics(task, "train", loss_name="train/loss_epoch")  # train/loss is per step
         self.val_metrics = StageMetrics(task, "val")
         self.test_metrics = StageMetrics(task, "test")
         # a checkpoint saved mid-epoch (Ctrl-C, SIGTERM) keeps the epoch's running training metrics, so the
@@ -58,33 +94,58 @@ class MLPModule(L.LightningModule):
             if isinstance(metric, Metric):
                 metric.persistent(True)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning sets `_current_fx_name` around every hook call, ~40 times a step; nn.Module's
+        # __setattr__ checks for parameters, modules and buffers first (~0.1 ms a step). A string never is one.
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
+    def configure_model(self) -> None:
+        # compiled in place, once (fit and test both call this): the state_dict keeps its keys, so
+        # checkpoints load into an eager network
+        if self.compile_options is not None and not self._compiled:
+            self.network.compile(**self.compile_options)
+            self._compiled = True
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self._step(batch, "train")
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
-        self.log("train/loss_epoch", self.train_metrics.loss, on_step=False, on_epoch=True)
+        loss = self._step(batch, self.train_metrics)
+        if is_logging_step(self.trainer):
+            self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, "val")
-        self.log("val/loss", self.val_metrics.loss, on_epoch=True, prog_bar=True)
+        self._step(batch, self.val_metrics)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, "test")
-        self.log("test/loss", self.test_metrics.loss, on_epoch=True)
+        self._step(batch, self.test_metrics)
 
-    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], metrics: StageMetrics) -> torch.Tensor:
         x, y = batch
         output = self(x)
         loss = self.task.loss(output, y)
-        metrics: StageMetrics = getattr(self, f"{stage}_metrics")
-        # weight by batch size so the epoch loss is the mean over samples, whatever the last batch's size
-        metrics.loss.update(loss.detach(), weight=y.shape[0])
-        metrics.values.update(self.task.predict(output.detach()), y)
-        self.log_dict(metrics.values, on_step=False, on_epoch=True, prog_bar=stage == "val")
+        metrics.keep(loss, output, y)
         return loss
+
+    # Epoch metrics are logged once, at the epoch's end: logging the metric objects makes Lightning
+    # compute them (synchronised across processes) and reset them for the next epoch.
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch(self.train_metrics)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch(self.val_metrics, prog_bar=True)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch(self.test_metrics)
+
+    def _log_epoch(self, metrics: StageMetrics, prog_bar: bool = False) -> None:
+        metrics.update()
+        self.log(metrics.loss_name, metrics.loss, prog_bar=prog_bar)
+        self.log_dict(metrics.values, prog_bar=prog_bar)
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(self.parameters())
