@@ -20,7 +20,7 @@ def _rows(cfg) -> list[dict[str, str]]:
 def test_the_epoch_loss_is_the_sample_weighted_mean_of_that_epochs_step_losses(compose_config, tiny_mnist, monkeypatch):
     monkeypatch.setattr(StageMetrics, "flush_every", 3)  # metrics updated mid-epoch too
     # 500 training images in batches of 32: fifteen full batches and one of 20, every step logged
-    cfg = compose_config(*tiny_overrides(*tiny_mnist), "trainer.log_every_n_steps=1")
+    cfg = compose_config(*tiny_overrides(*tiny_mnist), "trainer.log_every_n_steps=1", "logger=csv")
     train(cfg)
     rows = _rows(cfg)
     for epoch in ("0", "1"):
@@ -47,7 +47,7 @@ def test_stage_metrics_see_every_kept_step_once_whatever_the_flushes():
 
 
 def test_step_loss_and_learning_rate_are_logged_on_every_nth_step_only(compose_config, tiny_mnist):
-    cfg = compose_config(*tiny_overrides(*tiny_mnist), "trainer.log_every_n_steps=5")
+    cfg = compose_config(*tiny_overrides(*tiny_mnist), "trainer.log_every_n_steps=5", "logger=csv")
     train(cfg)
     step_rows = [r for r in _rows(cfg) if r.get("train/loss")]
     # 2 epochs of 16 steps: Lightning writes steps 4, 9, ..., 29 to the loggers
@@ -56,7 +56,7 @@ def test_step_loss_and_learning_rate_are_logged_on_every_nth_step_only(compose_c
 
 
 def test_validation_and_test_metrics_are_logged_once_per_epoch(compose_config, tiny_mnist):
-    cfg = compose_config(*tiny_overrides(*tiny_mnist))
+    cfg = compose_config(*tiny_overrides(*tiny_mnist), "logger=csv")
     metrics = train(cfg)
     rows = _rows(cfg)
     assert [r["epoch"] for r in rows if r.get("val/acc")] == ["0", "1"]

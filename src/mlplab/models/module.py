@@ -37,6 +37,8 @@ class StageMetrics(nn.Module):
         self.loss = MeanMetric(nan_strategy="disable")
         self.values = task.metric_collection(stage)
         self._kept: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        # a checkpoint taken mid-epoch must count the kept steps too: a resumed epoch continues from them
+        self.register_state_dict_pre_hook(lambda module, prefix, keep_vars: module.update())
 
     def keep(self, loss: torch.Tensor, output: torch.Tensor, target: torch.Tensor) -> None:
         # the batch's mean loss once per sample, so the epoch loss is the mean over samples whatever the
