@@ -23,6 +23,7 @@ from mlplab.eval import evaluate
 from mlplab.run_record import read_run_record
 from mlplab.train import main
 from mlplab.utils.config import CONFIG_DIR, PROJECT_ROOT
+from mlplab.utils.wandb_offline import offline_runs
 from tests.conftest import tiny_overrides
 
 TIMEOUT_S = 420  # a hung DDP collective must fail the test, not the CI job
@@ -50,13 +51,15 @@ def test_ddp_on_two_cpu_processes_matches_a_one_process_evaluation_of_its_checkp
     data_dir, files = tiny_mnist
     outputs = tmp_path / "outputs"
     # the default run folder (outputs/<task>/runs/<time>): a rank re-running the command would make a second one
-    run_train(*short(data_dir, files), "accelerator=ddp_cpu", "lr=1e-4", f"paths.output_root={outputs}")
+    # W&B (offline) and CSV: each must get exactly one run, from rank 0
+    run_train(*short(data_dir, files), "accelerator=ddp_cpu", "lr=1e-4", "logger=many", f"paths.output_root={outputs}")
 
     runs = [p for p in outputs.glob("*/runs/*")]
     assert len(runs) == 1, f"one output folder per run, found {runs}"
     run = runs[0]
     assert (run / "train_rank1.log").is_file()  # the second process ran, in this run's folder
     assert len(list(outputs.rglob(".hydra"))) == 1 and len(list(outputs.rglob("metrics.csv"))) == 1
+    assert len(offline_runs(outputs)) == 1
     rows = list(csv.DictReader(open(run / "csv" / "metrics.csv")))
     assert len([r for r in rows if r["val/acc"]]) == 1 and len([r for r in rows if r["test/acc"]]) == 1  # rank 0 logs alone
 

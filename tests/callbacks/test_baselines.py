@@ -41,7 +41,7 @@ def housing(tmp_path):
 
 def test_baselines_are_logged_next_to_the_test_metrics_and_compared_in_a_table(compose_config, tmp_path, caplog):
     file_md5 = make_statlib_file(tmp_path / "mirror", n=400)
-    cfg = compose_config(*housing_overrides(tmp_path / "data", tmp_path / "mirror", file_md5))
+    cfg = compose_config(*housing_overrides(tmp_path / "data", tmp_path / "mirror", file_md5), "logger=csv")
     with caplog.at_level(logging.INFO, logger="mlplab.callbacks.baselines"):
         metrics = train(cfg)
     for name in ("mean", "linear", "random_forest"):

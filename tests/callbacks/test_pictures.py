@@ -157,7 +157,7 @@ class TinyTabular(TensorDataModule):
 def test_a_tabular_regression_gets_a_named_weight_heat_map_and_regression_pictures(tmp_path):
     cfg = compose_run(tmp_path / "run", "logger=none", "accelerator=cpu", "trainer.enable_progress_bar=false",
                       "callbacks.model_summary=null", "trainer.max_epochs=2", "model.hidden=[4]", "monitor.metric=val/mse",
-                      "monitor.mode=min")
+                      "monitor.mode=min", "baselines=false")  # the mnist config's baselines are classifiers
     datamodule = TinyTabular(batch_size=32)
     trainer = build_trainer(cfg, build_callbacks(cfg), [])
     module = build_module(cfg, datamodule)
