@@ -579,14 +579,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--val-size", type=int, default=5000, help="images held out of training (as mlplab does)")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers of the dataloader path")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--logger", default=None, help="mlplab's logger config (csv, none, wandb...); default: the config's")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads; unset: torch's choice")
+    parser.add_argument("--logger", default=None, help="mlplab's logger config (csv, none, wandb...); unset: the config's default")
     parser.add_argument("--data-dir", type=Path, default=PROJECT_ROOT / "data", help="holds MNIST/raw")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help="extra Hydra override for the mlplab runs (repeatable), e.g. trainer.precision=bf16-mixed")
     parser.add_argument("--whole-process", action="store_true", help="also time whole train.py processes (slower)")
     parser.add_argument("--skip-epochs", action="store_true", help="skip the per-epoch paths (with --whole-process)")
-    parser.add_argument("--json", type=Path, default=None, help="where to write the report (default: outputs/bench/<time>.json)")
+    parser.add_argument("--json", type=Path, default=None, help="where to write the report; unset: outputs/bench/<time>.json")
     return parser.parse_args(argv)
 
 

@@ -46,7 +46,7 @@ class ClassificationTask(Task):
         return F.cross_entropy(output, target)
 
     def metrics(self) -> dict[str, Metric]:
-        # labels are checked when the data is loaded; the per-step check would cost a GPU sync (torch.unique)
+        # labels are checked when the data is loaded; this check would sync with the GPU (torch.unique) at each update
         return {"acc": MulticlassAccuracy(self.num_classes, average="micro", validate_args=False)}
 
     def predict(self, output: torch.Tensor) -> torch.Tensor:
