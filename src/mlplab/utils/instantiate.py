@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlplab.data.tensor_datamodule import TensorDataModule
 from mlplab.models.module import MLPModule
+from mlplab.utils.callback_hooks import skip_empty_batch_hooks
 
 
 def build_datamodule(cfg: DictConfig) -> TensorDataModule:
@@ -49,4 +50,6 @@ def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logg
     if not cfg.trainer.get("enable_progress_bar", True):
         # trainer.enable_progress_bar=false is the switch users know; Lightning refuses a bar callback with it
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    skip_empty_batch_hooks(trainer.callbacks)  # Lightning's own callbacks included
+    return trainer
