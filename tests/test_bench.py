@@ -4,10 +4,11 @@ No timing assertions: only that the report holds the figures, for the same data 
 """
 
 import json
+import statistics
 
 import pytest
 
-from mlplab.bench import PATHS, main
+from mlplab.bench import PATHS, main, ratios
 
 
 def _tiny_args(data_dir, files, tmp_path):
@@ -21,7 +22,7 @@ def _tiny_args(data_dir, files, tmp_path):
 
 
 def test_the_benchmark_times_every_path_on_the_same_data_and_writes_a_report(tiny_mnist, tmp_path, capsys):
-    main([*_tiny_args(*tiny_mnist, tmp_path), "--devices", "cpu", "--batch-sizes", "32", "128", "--epochs", "2"])
+    main([*_tiny_args(*tiny_mnist, tmp_path), "--devices", "cpu", "--batch-sizes", "32", "128", "--epochs", "2", "--rounds", "2"])
     report = json.loads((tmp_path / "bench.json").read_text())
 
     results = report["results"]
@@ -29,13 +30,18 @@ def test_the_benchmark_times_every_path_on_the_same_data_and_writes_a_report(tin
     for r in results:
         assert r["device"] == "cpu"
         assert r["train_samples"] == 500  # 600 tiny training images minus the 100 held out, on every path
-        assert len(r["epoch_times_s"]) == 2 and r["epoch_s"] > 0
+        assert [len(times) for times in r["rounds_s"]] == [2, 2] and len(r["epoch_times_s"]) == 4
+        assert 0 < r["fastest_epoch_s"] <= r["epoch_s"]
         assert r["samples_per_s"] == pytest.approx(500 / r["epoch_s"])
         assert r["first_step_s"] > 0
         assert r["peak_memory_mb"] is None or r["peak_memory_mb"] >= 0
-    ratio_keys = ["batch_size", "dataloader_over_mlplab", "device", "lightning_step_overhead_ms",
-                  "mlplab_over_plain", "mlplab_step_overhead_ms"]
-    assert [(r["batch_size"], sorted(r)) for r in report["ratios"]] == [(b, ratio_keys) for b in (32, 128)]
+    ratio_keys = ["batch_size", "device", "lightning_step_overhead_ms", "mlplab_step_overhead_ms"] + [
+        f"{a}_over_{b}{suffix}" for a, b in (("dataloader", "mlplab"), ("lightning", "plain"), ("mlplab", "plain"))
+        for suffix in ("", "_fastest", "_range")]
+    assert [(r["batch_size"], sorted(r)) for r in report["ratios"]] == [(b, sorted(ratio_keys)) for b in (32, 128)]
+    for row in report["ratios"]:  # paired by round: the median of the two rounds' ratios, within their range
+        low, high = row["mlplab_over_plain_range"]
+        assert low <= row["mlplab_over_plain"] <= high
     assert report["machine"]["cpu_count"] >= 1 and report["machine"]["torch"]
     assert report["settings"]["epochs"] == 2 and report["whole_process"] == []
     assert "| cpu | 32 | mlplab |" in capsys.readouterr().out  # the printed table
@@ -49,3 +55,18 @@ def test_the_whole_process_figures_time_a_run_a_sweep_and_four_separate_runs(tin
     (whole,) = report["whole_process"]
     assert whole["single_run_s"] > 0 and whole["sweep_s"] > 0 and whole["separate_runs_s"] > 0
     assert whole["sweep_over_separate"] == pytest.approx(whole["sweep_s"] / whole["separate_runs_s"])
+
+
+def test_ratios_pair_the_paths_round_by_round():
+    # the machine ran everything twice as slowly in round 2: within each round mlplab takes 1.2x the plain loop
+    def run(path, *rounds):
+        times = [t for r in rounds for t in r]
+        return {"path": path, "device": "cpu", "batch_size": 100, "train_samples": 1000, "rounds_s": list(rounds),
+                "fastest_epoch_s": min(times)}
+
+    (row,) = ratios([run("plain", [1.0, 1.0], [2.0, 2.0]), run("mlplab", [1.2, 1.2], [2.4, 2.4])])
+    assert row["mlplab_over_plain"] == pytest.approx(1.2)
+    assert row["mlplab_over_plain_range"] == pytest.approx([1.2, 1.2])
+    assert row["mlplab_over_plain_fastest"] == pytest.approx(1.2)
+    assert row["mlplab_step_overhead_ms"] == pytest.approx(statistics.median([0.2 / 10 * 1e3, 0.4 / 10 * 1e3]))
+    assert "dataloader_over_mlplab" not in row  # a path that did not run gives no ratio

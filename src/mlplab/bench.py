@@ -18,7 +18,8 @@ the other in this one process:
    a minimal LightningModule (loss, `self.log` per step), a bare `Trainer` (no logger, checkpoint or bar).
 
 An epoch's time counts training steps only (validation excluded); the reported epoch time is the median
-over the epochs (and rounds). Time to first step runs from the path's start (reading the data included)
+over the epochs (and rounds), shown with the fastest epoch. Ratios are taken round by round (the paths of
+one round run back to back) and given as the median over rounds with their range. Time to first step runs from the path's start (reading the data included)
 to the end of the first optimizer step. Peak memory: on a GPU the peak allocated by torch, on the CPU
 the peak resident set size above the process's size at the path's start (Linux; DataLoader workers,
 which are separate processes, not included).
@@ -90,22 +91,25 @@ class Measurement:
     device: str
     batch_size: int
     train_samples: int
-    epoch_times_s: list[float] = field(default_factory=list)
+    rounds_s: list[list[float]] = field(default_factory=list)  # each round's epoch times
     first_step_s: list[float] = field(default_factory=list)
     peak_memory_mb: list[float] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
-        epoch_s = statistics.median(self.epoch_times_s)
+        epoch_times = [t for times in self.rounds_s for t in times]
+        epoch_s = statistics.median(epoch_times)
         return {
             "path": self.path,
             "device": self.device,
             "batch_size": self.batch_size,
             "train_samples": self.train_samples,
             "epoch_s": epoch_s,
+            "fastest_epoch_s": min(epoch_times),
             "samples_per_s": self.train_samples / epoch_s,
             "first_step_s": statistics.median(self.first_step_s),
             "peak_memory_mb": max(self.peak_memory_mb) if self.peak_memory_mb else None,
-            "epoch_times_s": self.epoch_times_s,
+            "epoch_times_s": epoch_times,
+            "rounds_s": self.rounds_s,
         }
 
 
@@ -391,7 +395,7 @@ def measure(settings: Sequence[Setting], paths: Sequence[str] = PATHS, rounds: i
                     first_step_s, epoch_times, samples = RUNNERS[path](setting)
                 key = (setting.device, path, setting.batch_size)
                 result = results.setdefault(key, Measurement(path, setting.device, setting.batch_size, samples))
-                result.epoch_times_s += epoch_times
+                result.rounds_s.append(epoch_times)
                 result.first_step_s.append(first_step_s)
                 if memory.peak_mb is not None:
                     result.peak_memory_mb.append(memory.peak_mb)
@@ -425,23 +429,35 @@ def _warm_up(setting: Setting, steps: int = 20) -> None:
 
 def ratios(summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """mlplab / plain (the framework's cost), dataloader / mlplab (the speed-up over the usual path), and
-    the time Lightning alone and mlplab add to each step of the plain loop."""
+    the time Lightning alone and mlplab add to each step of the plain loop.
+
+    Rounds are paired: a ratio is taken within each round (the paths ran minutes apart at most) and the
+    median over rounds is reported with its range, so that a machine that is slower in one round than in
+    another moves every path of that round alike. The ratio of the fastest epochs is given too.
+    """
     rows = []
     for device, batch_size in dict.fromkeys((s["device"], s["batch_size"]) for s in summaries):
         runs = {s["path"]: s for s in summaries if (s["device"], s["batch_size"]) == (device, batch_size)}
-        epoch = {path: run["epoch_s"] for path, run in runs.items()}
         row: dict[str, Any] = {"device": device, "batch_size": batch_size}
-        if {"mlplab", "plain"} <= epoch.keys():
-            row["mlplab_over_plain"] = epoch["mlplab"] / epoch["plain"]
-        if {"dataloader", "mlplab"} <= epoch.keys():
-            row["dataloader_over_mlplab"] = epoch["dataloader"] / epoch["mlplab"]
+        for slower, faster in (("mlplab", "plain"), ("dataloader", "mlplab"), ("lightning", "plain")):
+            if {slower, faster} <= runs.keys():
+                per_round = _per_round(runs[slower], runs[faster], lambda a, b: a / b)
+                row[f"{slower}_over_{faster}"] = statistics.median(per_round)
+                row[f"{slower}_over_{faster}_range"] = [min(per_round), max(per_round)]
+                row[f"{slower}_over_{faster}_fastest"] = runs[slower]["fastest_epoch_s"] / runs[faster]["fastest_epoch_s"]
         if "plain" in runs:
             steps = math.ceil(runs["plain"]["train_samples"] / batch_size)
             for path in ("lightning", "mlplab"):
-                if path in epoch:
-                    row[f"{path}_step_overhead_ms"] = (epoch[path] - epoch["plain"]) / steps * 1e3
+                if path in runs:
+                    per_round = _per_round(runs[path], runs["plain"], lambda a, b: (a - b) / steps * 1e3)
+                    row[f"{path}_step_overhead_ms"] = statistics.median(per_round)
         rows.append(row)
     return rows
+
+
+def _per_round(a: dict[str, Any], b: dict[str, Any], compare: Callable[[float, float], float]) -> list[float]:
+    """`compare` of two paths' median epochs, round by round."""
+    return [compare(statistics.median(x), statistics.median(y)) for x, y in zip(a["rounds_s"], b["rounds_s"])]
 
 
 def _train_command() -> list[str]:
@@ -522,29 +538,40 @@ def _load() -> list[float] | None:
 
 RATIO_COLUMNS = {
     "mlplab_over_plain": "mlplab / plain",
+    "mlplab_over_plain_fastest": "fastest epochs",
     "dataloader_over_mlplab": "dataloader / mlplab",
+    "dataloader_over_mlplab_fastest": "fastest epochs",
     "lightning_step_overhead_ms": "lightning − plain, per step (ms)",
     "mlplab_step_overhead_ms": "mlplab − plain, per step (ms)",
 }
+
+
+def _ratio_cell(row: dict[str, Any], key: str) -> str:
+    if key not in row:
+        return ""
+    if "_over_" not in key:
+        return f"{row[key]:.2f}"
+    cell = f"{row[key]:.2f}x"
+    low, high = row.get(f"{key}_range", (row[key], row[key]))
+    return cell if low == high else f"{cell} ({low:.2f}–{high:.2f})"
 
 
 def format_table(report: dict[str, Any]) -> str:
     """The report as Markdown tables (what BENCHMARKS.md shows)."""
     tables = []
     if report["results"]:
-        rows = ["| device | batch | path | epoch (s) | samples/s | first step (s) | peak memory (MB) |",
-                "|---|---:|---|---:|---:|---:|---:|"]
+        rows = ["| device | batch | path | epoch (s) | fastest epoch (s) | samples/s | first step (s) | peak memory (MB) |",
+                "|---|---:|---|---:|---:|---:|---:|---:|"]
         for r in report["results"]:
             memory = "" if r["peak_memory_mb"] is None else f"{r['peak_memory_mb']:.0f}"
-            rows.append(f"| {r['device']} | {r['batch_size']} | {r['path']} | {r['epoch_s']:.2f} | "
+            rows.append(f"| {r['device']} | {r['batch_size']} | {r['path']} | {r['epoch_s']:.2f} | {r['fastest_epoch_s']:.2f} | "
                         f"{r['samples_per_s']:,.0f} | {r['first_step_s']:.2f} | {memory} |")
         tables.append(rows)
     if report["ratios"]:
         rows = ["| device | batch | " + " | ".join(RATIO_COLUMNS.values()) + " |",
                 "|---|---:" + "|---:" * len(RATIO_COLUMNS) + "|"]
         for r in report["ratios"]:
-            cells = ["" if key not in r else f"{r[key]:.2f}x" if "_over_" in key else f"{r[key]:.2f}" for key in RATIO_COLUMNS]
-            rows.append(f"| {r['device']} | {r['batch_size']} | " + " | ".join(cells) + " |")
+            rows.append(f"| {r['device']} | {r['batch_size']} | " + " | ".join(_ratio_cell(r, key) for key in RATIO_COLUMNS) + " |")
         tables.append(rows)
     for w in report["whole_process"]:
         tables.append([
