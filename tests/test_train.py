@@ -87,3 +87,14 @@ def test_a_2x2_sweep_runs_four_jobs_in_their_own_folders(tiny_mnist, tmp_path, m
         assert (job / "csv" / "metrics.csv").is_file() and (job / "checkpoints" / "last.ckpt").is_file()
     assert seen == {("adam", 1e-3), ("adam", 1e-2), ("sgd", 1e-3), ("sgd", 1e-2)}
 
+
+
+def test_each_run_sets_its_own_float32_matmul_precision(compose_config, tiny_mnist):
+    try:
+        train(compose_config(*tiny_overrides(*tiny_mnist), "trainer.max_epochs=1", "matmul_precision=high"))
+        assert torch.get_float32_matmul_precision() == "high"
+        # the next run of a sweep gets the default back, not the previous job's choice
+        train(compose_config(*tiny_overrides(*tiny_mnist), "trainer.max_epochs=1"))
+        assert torch.get_float32_matmul_precision() == "highest"
+    finally:
+        torch.set_float32_matmul_precision("highest")

@@ -40,6 +40,8 @@ def fit_and_test(cfg: DictConfig) -> dict[str, float]:
     check_writable(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     set_torch_threads(cfg.get("torch_threads"))
+    # process-wide: set by every run, so a sweep job does not inherit the previous job's choice
+    torch.set_float32_matmul_precision(cfg.get("matmul_precision", "highest"))
 
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule)

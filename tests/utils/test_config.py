@@ -38,6 +38,7 @@ CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os
         (["accelerator=cpu", f"trainer.devices={CORES + 1}"],
          f"trainer.devices={CORES + 1} is invalid: cpu has {CORES} device(s) here: use a count from 1 to {CORES}"),
         (["accelerator=cpu", "trainer.devices=0"], "trainer.devices=0 is invalid"),
+        (["matmul_precision=tf32"], "matmul_precision='tf32' is invalid: valid: highest, high, medium"),
         (["accelerator=cpu", f"trainer.devices=[0,{CORES}]"], f"trainer.devices=[0, {CORES}] is invalid: cpu has {CORES} device(s)"),
     ],
 )

@@ -38,6 +38,9 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+MATMUL_PRECISIONS = ("highest", "high", "medium")  # torch.set_float32_matmul_precision's
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Raise ConfigError for the first invalid value found."""
     _check_targets(cfg)
@@ -49,6 +52,8 @@ def validate_config(cfg: DictConfig) -> None:
     threads = cfg.get("torch_threads")
     _require(threads is None or (isinstance(threads, int) and threads >= 1), "torch_threads", threads,
              "must be an integer >= 1, or null for torch's default")
+    precision = cfg.get("matmul_precision", "highest")
+    _require(precision in MATMUL_PRECISIONS, "matmul_precision", precision, f"valid: {', '.join(MATMUL_PRECISIONS)}")
 
 
 def _check_model(model: DictConfig) -> None:
