@@ -539,6 +539,7 @@ def _load() -> list[float] | None:
 RATIO_COLUMNS = {
     "mlplab_over_plain": "mlplab / plain",
     "mlplab_over_plain_fastest": "fastest epochs",
+    "lightning_over_plain": "lightning / plain",
     "dataloader_over_mlplab": "dataloader / mlplab",
     "dataloader_over_mlplab_fastest": "fastest epochs",
     "lightning_step_overhead_ms": "lightning − plain, per step (ms)",
