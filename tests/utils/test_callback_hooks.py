@@ -40,6 +40,8 @@ class Regression(L.LightningModule):
 
 def test_only_the_empty_batch_hooks_are_switched_off_and_the_others_still_run():
     counter = CountsBatches()
+    steps_seen = []
+    counter.on_before_zero_grad = lambda trainer, module, optimizer: steps_seen.append(trainer.global_step)  # on the instance
     skip_empty_batch_hooks([counter])
     assert counter.on_train_batch_start is None and counter.on_before_backward is None
     assert callable(counter.on_train_batch_end) and callable(counter.on_train_epoch_end)  # implemented, or not per batch
@@ -49,6 +51,7 @@ def test_only_the_empty_batch_hooks_are_switched_off_and_the_others_still_run():
     x = torch.randn(40, 3)
     trainer.fit(Regression(), train_dataloaders=TensorBatches(x, x.sum(1), batch_size=8))
     assert (counter.train_batches, counter.epochs) == (10, 2)
+    assert steps_seen == list(range(10))
 
 
 def test_the_run_trainer_switches_off_the_empty_batch_hooks_of_every_callback(compose_config, tiny_mnist):

@@ -33,6 +33,7 @@ def skip_empty_batch_hooks(callbacks: Iterable[Callback]) -> None:
     are untouched, so what the callbacks do does not change.
     """
     for callback in callbacks:
+        own = getattr(callback, "__dict__", {})  # a hook set on the instance itself is kept too
         for name in BATCH_HOOKS:
-            if getattr(type(callback), name) is getattr(Callback, name):
+            if name not in own and getattr(type(callback), name) is getattr(Callback, name):
                 setattr(callback, name, None)
