@@ -169,3 +169,13 @@ def test_a_tabular_regression_gets_a_named_weight_heat_map_and_regression_pictur
     assert heat_map.ndim == 3 and heat_map[..., :3].std() > 10
     assert (tmp_path / "run" / "curves.png").is_file()
     assert math.isfinite(float(trainer.callback_metrics["test/r2"]))
+
+
+def test_lean_callbacks_train_and_checkpoint_without_drawing_anything(tmp_path):
+    files = make_idx_dataset(tmp_path / "data")
+    cfg = compose_run(tmp_path / "run", *tiny_overrides(tmp_path / "data", files), "logger=none", "callbacks=lean")
+    metrics = train(cfg)
+    run = tmp_path / "run"
+    assert metrics["time/epoch_s"] > 0 and "test/acc" in metrics  # the timer and the test of the best checkpoint
+    assert (run / "checkpoints" / "last.ckpt").is_file() and list((run / "checkpoints").glob("best-*.ckpt"))
+    assert not (run / "images").exists() and not (run / "curves.png").exists()
