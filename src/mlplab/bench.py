@@ -20,9 +20,9 @@ the other in this one process:
 An epoch's time counts training steps only (validation excluded); the reported epoch time is the median
 over the epochs (and rounds), shown with the fastest epoch. Ratios are taken round by round (the paths of
 one round run back to back) and given as the median over rounds with their range. Time to first step
-runs from the path's start (reading the data included) to the end of the first optimizer step. Peak memory: on a GPU the peak allocated by torch, on the CPU
-the peak resident set size above the process's size at the path's start (Linux; DataLoader workers,
-which are separate processes, not included).
+runs from the path's start (reading the data included) to the end of the first optimizer step. Peak
+memory: on a GPU the peak allocated by torch, on the CPU the peak resident set size above the process's
+size at the path's start (Linux; DataLoader workers, which are separate processes, not included).
 """
 
 from __future__ import annotations
