@@ -8,13 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from mlplab.data.idx import write_idx
-from mlplab.utils.config import CONFIG_DIR, PROJECT_ROOT
+from mlplab.utils.config import PROJECT_ROOT, compose_run_config
 
 REAL_DATA_DIR = PROJECT_ROOT / "data"
 
@@ -66,18 +63,9 @@ def compose_config(tmp_path: Path) -> Callable[..., DictConfig]:
     """Compose conf/train.yaml like `python train.py <overrides>` would, with outputs under tmp_path."""
 
     def _compose(*overrides: str, config_name: str = "train") -> DictConfig:
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg = compose(config_name=config_name, overrides=list(overrides), return_hydra_config=True)
-        HydraConfig.instance().set_config(cfg)
-        with open_dict(cfg):
-            cfg.paths.output_dir = str(tmp_path / "run")
-            del cfg.hydra
-        GlobalHydra.instance().clear()
-        return cfg
+        return compose_run_config(overrides, tmp_path / "run", config_name)
 
-    yield _compose
-    GlobalHydra.instance().clear()
+    return _compose
 
 
 def tiny_overrides(data_dir: Path, files: dict[str, str]) -> list[str]:

@@ -48,16 +48,13 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, open_dict
 from torch import nn
 
+from mlplab.callbacks.timing import synchronize
 from mlplab.data.batches import TensorBatches
 from mlplab.models.mlp import MLP
-from mlplab.utils.config import CONFIG_DIR, PROJECT_ROOT
+from mlplab.utils.config import PROJECT_ROOT, compose_run_config
 
 PATHS = ("plain", "lightning", "mlplab", "dataloader")  # dataloader last: it leaves the heap fragmented
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
@@ -113,12 +110,6 @@ class Measurement:
         }
 
 
-def _sync(device: torch.device | str) -> None:
-    """Wait for the device's queued work, so wall-clock times mean something on a GPU."""
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 class EpochTimer(L.Callback):
     """Records when the first training step ends and how long each epoch's training steps take.
 
@@ -133,7 +124,7 @@ class EpochTimer(L.Callback):
         self._epoch_start: float | None = None
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        _sync(pl_module.device)
+        synchronize(pl_module.device)
         self._epoch_start = time.perf_counter()
         self.samples_per_epoch.append(0)
 
@@ -141,7 +132,7 @@ class EpochTimer(L.Callback):
                            batch_idx: int) -> None:
         self.samples_per_epoch[-1] += len(batch[1])
         if self.first_step_at is None:
-            _sync(pl_module.device)
+            synchronize(pl_module.device)
             self.first_step_at = time.perf_counter()
 
     # the training steps end where validation starts, or at the epoch's end when there is none
@@ -154,7 +145,7 @@ class EpochTimer(L.Callback):
 
     def _end_epoch(self, pl_module: L.LightningModule) -> None:
         if self._epoch_start is not None:
-            _sync(pl_module.device)
+            synchronize(pl_module.device)
             self.epoch_times_s.append(time.perf_counter() - self._epoch_start)
             self._epoch_start = None
 
@@ -247,7 +238,7 @@ def run_plain(setting: Setting) -> tuple[float, list[float], int]:
     optimizer = optimizer_factory(setting)(model.parameters())
     first_step_s, epoch_times = None, []
     for epoch in range(setting.epochs):
-        _sync(device)
+        synchronize(device)
         epoch_start = time.perf_counter()
         order = torch.randperm(len(x), generator=torch.Generator().manual_seed(setting.seed + epoch)).to(device)
         for batch in order.split(setting.batch_size):
@@ -256,9 +247,9 @@ def run_plain(setting: Setting) -> tuple[float, list[float], int]:
             loss.backward()
             optimizer.step()
             if first_step_s is None:
-                _sync(device)
+                synchronize(device)
                 first_step_s = time.perf_counter() - start
-        _sync(device)
+        synchronize(device)
         epoch_times.append(time.perf_counter() - epoch_start)
     return first_step_s, epoch_times, len(x)
 
@@ -318,19 +309,6 @@ def run_dataloader(setting: Setting) -> tuple[float, list[float], int]:
     timer = EpochTimer()
     _bare_trainer(setting, timer).fit(UsualModule(_network(setting), optimizer_factory(setting)), train_dataloaders=loader)
     return timer.first_step_at - start, timer.epoch_times_s, timer.samples_per_epoch[0]
-
-
-def compose_run_config(overrides: Sequence[str], output_dir: Path) -> DictConfig:
-    """Compose conf/train.yaml as `python train.py <overrides>` would, writing outputs to `output_dir`."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=list(overrides), return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)  # the config reads ${hydra:...} values
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-        del cfg.hydra
-    GlobalHydra.instance().clear()
-    return cfg
 
 
 def mlplab_overrides(setting: Setting) -> list[str]:
@@ -424,7 +402,7 @@ def _warm_up(setting: Setting, steps: int = 20) -> None:
         optimizer.zero_grad()
         F.cross_entropy(model(x), y).backward()
         optimizer.step()
-    _sync(setting.device)
+    synchronize(setting.device)
 
 
 def ratios(summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

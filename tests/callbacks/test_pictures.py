@@ -8,10 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict
 from PIL import Image
 from sklearn.metrics import confusion_matrix
 
@@ -23,7 +19,7 @@ from mlplab.data.tensor_datamodule import TensorDataModule
 from mlplab.models.mlp import MLP
 from mlplab.models.tasks import RegressionTask
 from mlplab.train import train
-from mlplab.utils.config import CONFIG_DIR
+from mlplab.utils.config import compose_run_config
 from mlplab.utils.instantiate import build_callbacks, build_module, build_trainer
 from tests.conftest import make_idx_dataset, tiny_overrides
 
@@ -32,15 +28,7 @@ TRAIN_SAMPLES = 500  # the tiny set's 600 training images less data.val_size=100
 
 
 def compose_run(output_dir: Path, *overrides: str):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=list(overrides), return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-        del cfg.hydra
-    GlobalHydra.instance().clear()
-    return cfg
+    return compose_run_config(overrides, output_dir)
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,9 @@ import torch
 from lightning.pytorch.trainer.states import TrainerFn
 
 
-def synchronize(device: torch.device) -> None:
+def synchronize(device: torch.device | str) -> None:
     """Wait for the device's queued work, so the clock measures work done rather than work launched."""
+    device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     elif device.type == "mps":

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from hydra import compose, initialize_config_dir
 from hydra._internal.utils import _locate  # hydra.utils.get_object also logs an error of its own
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlplab.models.mlp import ACTIVATIONS, INITS, NORMS
 from mlplab.utils.run_names import config_choices, run_name, sweep_group
@@ -23,6 +26,20 @@ OmegaConf.register_new_resolver("mlplab_root", lambda: str(PROJECT_ROOT), replac
 OmegaConf.register_new_resolver("mlplab_run_name", run_name, replace=True)
 OmegaConf.register_new_resolver("mlplab_sweep_group", sweep_group, replace=True)
 OmegaConf.register_new_resolver("mlplab_choices", config_choices, replace=True)
+
+
+def compose_run_config(overrides: Sequence[str], output_dir: str | Path, config_name: str = "train") -> DictConfig:
+    """Compose conf/<config_name>.yaml as `python <config_name>.py <overrides>` would, outputs in `output_dir`
+    (for the benchmark and the tests, which run in-process without Hydra's command line)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name=config_name, overrides=list(overrides), return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)  # the config reads ${hydra:...} values
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        del cfg.hydra
+    GlobalHydra.instance().clear()
+    return cfg
 
 
 class ConfigError(ValueError):
