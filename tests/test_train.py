@@ -4,13 +4,16 @@ import csv
 import sys
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from omegaconf import OmegaConf
+from torch.overrides import TorchFunctionMode
 
 from mlplab.eval import evaluate
 from mlplab.train import main, train
-from tests.conftest import tiny_overrides
+from mlplab.utils.instantiate import build_callbacks, build_datamodule, build_loggers, build_module, build_trainer
+from tests.conftest import make_idx_dataset, tiny_overrides
 
 
 def test_fast_dev_run_goes_through_fit_and_test(compose_config, tiny_mnist):
@@ -88,7 +91,6 @@ def test_a_2x2_sweep_runs_four_jobs_in_their_own_folders(tiny_mnist, tmp_path, m
     assert seen == {("adam", 1e-3), ("adam", 1e-2), ("sgd", 1e-3), ("sgd", 1e-2)}
 
 
-
 def test_each_run_sets_its_own_float32_matmul_precision(compose_config, tiny_mnist):
     try:
         train(compose_config(*tiny_overrides(*tiny_mnist), "trainer.max_epochs=1", "matmul_precision=high"))
@@ -98,3 +100,56 @@ def test_each_run_sets_its_own_float32_matmul_precision(compose_config, tiny_mni
         assert torch.get_float32_matmul_precision() == "highest"
     finally:
         torch.set_float32_matmul_precision("highest")
+
+
+class HostSyncs(TorchFunctionMode, L.Callback):
+    """Notes, per training step, the tensor calls that make the host wait for a GPU: reading values
+    (`item`, `tolist`, `bool(t)`, ...), copies to the CPU, ops whose output size depends on the values.
+
+    It watches torch calls, so it works on the CPU too: what a CUDA run would sync on, a CPU run calls the same.
+    """
+
+    READS = {"item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__", "__index__", "nonzero",
+             "unique", "masked_select", "argwhere"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batch: int | None = None  # the training batch being run; None outside training epochs
+        self.synced: dict[int, list[str]] = {}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        # (a CPU run moves nothing from another device, so there this finds nothing: the reads above are the test)
+        to_cpu = name == "to" and args[0].device.type != "cpu" and "cpu" in map(str, [*args[1:], *kwargs.values()])
+        mask = name == "__getitem__" and isinstance(args[1], torch.Tensor) and args[1].dtype == torch.bool
+        if self.batch is not None and (name in self.READS or to_cpu or mask):
+            self.synced.setdefault(self.batch, []).append(name)
+        return func(*args, **kwargs)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.batch = trainer.global_step
+
+    def on_validation_start(self, trainer, pl_module):
+        self.batch = None
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.batch = None
+
+
+def test_training_steps_wait_for_the_device_only_on_log_steps(compose_config, tmp_path):
+    # 100 batches an epoch, logged (and checked for divergence) every 50: 4 of 200 steps may read values
+    data_dir = tmp_path / "data"
+    syncs = HostSyncs()
+    cfg = compose_config(*tiny_overrides(data_dir, make_idx_dataset(data_dir, n_train=3300)), "logger=csv",
+                         "trainer.log_every_n_steps=50", "trainer.enable_progress_bar=true")
+    datamodule = build_datamodule(cfg)
+    module = build_module(cfg, datamodule)
+    trainer = build_trainer(cfg, [syncs, *build_callbacks(cfg)], build_loggers(cfg))  # first: it sees each batch first
+    with syncs:
+        trainer.fit(module, datamodule=datamodule)
+    assert trainer.global_step == 200
+    assert sorted(syncs.synced) == [49, 99, 149, 199], syncs.synced  # the log steps, each epoch's last step
+    # the bar still shows the training loss: the one logged last
+    shown = trainer.progress_bar_callback.get_metrics(trainer, module)
+    assert shown["train/loss"] == f"{trainer.callback_metrics['train/loss'].item():.3g}"

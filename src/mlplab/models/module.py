@@ -117,7 +117,8 @@ class MLPModule(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self._step(batch, self.train_metrics)
         if is_logging_step(self.trainer):
-            self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+            # not prog_bar=True: Lightning would then read the value back every step (mlplab's ProgressBar shows it)
+            self.log("train/loss", loss, on_step=True, on_epoch=False)
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
