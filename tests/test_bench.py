@@ -5,10 +5,11 @@ No timing assertions: only that the report holds the figures, for the same data 
 
 import json
 import statistics
+from pathlib import Path
 
 import pytest
 
-from mlplab.bench import PATHS, main, ratios
+from mlplab.bench import PATHS, Setting, main, parse_args, ratios, run_order
 
 
 def _tiny_args(data_dir, files, tmp_path):
@@ -22,11 +23,14 @@ def _tiny_args(data_dir, files, tmp_path):
 
 
 def test_the_benchmark_times_every_path_on_the_same_data_and_writes_a_report(tiny_mnist, tmp_path, capsys):
-    main([*_tiny_args(*tiny_mnist, tmp_path), "--devices", "cpu", "--batch-sizes", "32", "128", "--epochs", "2", "--rounds", "2"])
+    main([*_tiny_args(*tiny_mnist, tmp_path), "--devices", "cpu", "--batch-sizes", "32", "128", "--epochs", "2", "--rounds", "2",
+          "--variant", "lean", "callbacks=lean", "baselines=false"])
     report = json.loads((tmp_path / "bench.json").read_text())
 
     results = report["results"]
-    assert [(r["batch_size"], r["path"]) for r in results] == [(b, p) for b in (32, 128) for p in PATHS]
+    paths = ["plain", "lightning", "mlplab", "mlplab[lean]", "dataloader"]  # a variant runs right after mlplab
+    assert sorted(paths) == sorted([*PATHS, "mlplab[lean]"])
+    assert [(r["batch_size"], r["path"]) for r in results] == [(b, p) for b in (32, 128) for p in paths]
     for r in results:
         assert r["device"] == "cpu"
         assert r["train_samples"] == 500  # 600 tiny training images minus the 100 held out, on every path
@@ -35,16 +39,20 @@ def test_the_benchmark_times_every_path_on_the_same_data_and_writes_a_report(tin
         assert r["samples_per_s"] == pytest.approx(500 / r["epoch_s"])
         assert r["first_step_s"] > 0
         assert r["peak_memory_mb"] is None or r["peak_memory_mb"] >= 0
-    ratio_keys = ["batch_size", "device", "lightning_step_overhead_ms", "mlplab_step_overhead_ms"] + [
+    ratio_keys = ["batch_size", "device", "lightning_step_overhead_ms", "mlplab_step_overhead_ms", "variants"] + [
         f"{a}_over_{b}{suffix}" for a, b in (("dataloader", "mlplab"), ("lightning", "plain"), ("mlplab", "plain"))
         for suffix in ("", "_fastest", "_range")]
     assert [(r["batch_size"], sorted(r)) for r in report["ratios"]] == [(b, sorted(ratio_keys)) for b in (32, 128)]
     for row in report["ratios"]:  # paired by round: the median of the two rounds' ratios, within their range
         low, high = row["mlplab_over_plain_range"]
         assert low <= row["mlplab_over_plain"] <= high
+        lean = row["variants"]["mlplab[lean]"]
+        assert lean["over_mlplab_range"][0] <= lean["over_mlplab"] <= lean["over_mlplab_range"][1]
+    assert report["settings"]["variants"] == {"lean": ["callbacks=lean", "baselines=false"]}
     assert report["machine"]["cpu_count"] >= 1 and report["machine"]["torch"]
     assert report["settings"]["epochs"] == 2 and report["whole_process"] == []
-    assert "| cpu | 32 | mlplab |" in capsys.readouterr().out  # the printed table
+    printed = capsys.readouterr().out  # the tables
+    assert "| cpu | 32 | mlplab |" in printed and "| cpu | 128 | mlplab[lean] |" in printed
 
 
 @pytest.mark.slow
@@ -70,3 +78,26 @@ def test_ratios_pair_the_paths_round_by_round():
     assert row["mlplab_over_plain_fastest"] == pytest.approx(1.2)
     assert row["mlplab_step_overhead_ms"] == pytest.approx(statistics.median([0.2 / 10 * 1e3, 0.4 / 10 * 1e3]))
     assert "dataloader_over_mlplab" not in row  # a path that did not run gives no ratio
+
+
+def test_a_variant_of_the_mlplab_path_gets_its_own_setting_and_ratio():
+    # what a variant runs: the mlplab path with its overrides added to the setting's
+    setting = Setting(Path("data"), "cpu", 64, 1, overrides=("logger=csv",))
+    runs = list(run_order(setting, ["plain", "mlplab", "dataloader"], {"bf16": ["trainer.precision=bf16-mixed"]}))
+    assert [path for path, _ in runs] == ["plain", "mlplab", "mlplab[bf16]", "dataloader"]
+    assert runs[2][1].overrides == ("logger=csv", "trainer.precision=bf16-mixed") and runs[1][1] == setting
+
+    def run(path, *rounds):
+        return {"path": path, "device": "cpu", "batch_size": 64, "train_samples": 640, "rounds_s": list(rounds),
+                "fastest_epoch_s": min(t for r in rounds for t in r)}
+
+    (row,) = ratios([run("mlplab", [2.0], [4.0]), run("mlplab[bf16]", [1.0], [3.0])])
+    assert row["variants"]["mlplab[bf16]"] == {"over_mlplab": pytest.approx(0.625), "over_mlplab_range": [0.5, 0.75],
+                                               "over_mlplab_fastest": 0.5}
+
+
+@pytest.mark.parametrize("variant", [["bf16"], ["trainer.precision=bf16-mixed"], ["bf16", "bf16-mixed"]])
+def test_a_variant_needs_a_name_and_overrides(variant, capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--variant", *variant])
+    assert "give a name, then KEY=VALUE overrides" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
     python -m mlplab.bench                       # CPU (and GPU when there is one), batch sizes 64 and 512
     python -m mlplab.bench --whole-process       # also `python train.py` from command to exit, and a sweep
+    python -m mlplab.bench --variant bf16 trainer.precision=bf16-mixed   # also mlplab with a switch, against mlplab
     python -m mlplab.bench --help
 
 The paths train the same network (mlplab's MLP, 784-300-300-10 by default, same initialisation) with
@@ -17,6 +18,9 @@ the other in this one process:
 4. `dataloader`: the usual path: torchvision's `MNIST` with `ToTensor` + `Normalize`, a `DataLoader`,
    a minimal LightningModule (loss, `self.log` per step), a bare `Trainer` (no logger, checkpoint or bar).
 
+A variant (`--variant NAME OVERRIDE...`) is the mlplab path again with more overrides (bf16, compile, ...),
+run right after it in every round and reported as `mlplab[NAME]`, with its ratio to `mlplab`.
+
 An epoch's time counts training steps only (validation excluded); the reported epoch time is the median
 over the epochs (and rounds), shown with the fastest epoch. Ratios are taken round by round (the paths of
 one round run back to back) and given as the median over rounds with their range. Time to first step
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import dataclasses
 import functools
 import gc
 import json
@@ -40,7 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -358,19 +363,38 @@ RUNNERS: dict[str, Callable[[Setting], tuple[float, list[float], int]]] = {
 }
 
 
+def variant_path(name: str) -> str:
+    return f"mlplab[{name}]"
+
+
+def run_order(setting: Setting, paths: Sequence[str], variants: Mapping[str, Sequence[str]]) -> Iterator[tuple[str, Setting]]:
+    """(path, its setting) in running order: each variant right after the mlplab path."""
+    for path in paths:
+        yield path, setting
+        if path == "mlplab":
+            for name, overrides in variants.items():
+                yield variant_path(name), dataclasses.replace(setting, overrides=(*setting.overrides, *overrides))
+
+
 def measure(settings: Sequence[Setting], paths: Sequence[str] = PATHS, rounds: int = 1,
+            variants: Mapping[str, Sequence[str]] | None = None,
             progress: Callable[[str], None] = print) -> list[Measurement]:
-    """Run every path on every setting, `rounds` times over (rounds interleave, which evens out load)."""
+    """Run every path (and mlplab variant) on every setting, `rounds` times over (rounds interleave, which
+    evens out load)."""
+    variants = variants or {}
+    if variants and "mlplab" not in paths:
+        raise ValueError(f"variants {sorted(variants)} are compared with the mlplab path: add it to paths={list(paths)}")
     results: dict[tuple[str, str, int], Measurement] = {}
     for setting in settings:
         _warm_up(setting)
     for round_number in range(rounds):
         for setting in settings:
-            for path in paths:
+            for path, run_setting in run_order(setting, paths, variants):
                 progress(f"[bench] round {round_number + 1}/{rounds}: {path} on {setting.device}, batch {setting.batch_size}")
-                optimizer_factory(setting)  # composed before the clock starts
+                optimizer_factory(run_setting)  # composed before the clock starts
+                runner = run_mlplab if path.startswith("mlplab[") else RUNNERS[path]
                 with PeakMemory(setting.device) as memory:
-                    first_step_s, epoch_times, samples = RUNNERS[path](setting)
+                    first_step_s, epoch_times, samples = runner(run_setting)
                 key = (setting.device, path, setting.batch_size)
                 result = results.setdefault(key, Measurement(path, setting.device, setting.batch_size, samples))
                 result.rounds_s.append(epoch_times)
@@ -429,6 +453,16 @@ def ratios(summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 if path in runs:
                     per_round = _per_round(runs[path], runs["plain"], lambda a, b: (a - b) / steps * 1e3)
                     row[f"{path}_step_overhead_ms"] = statistics.median(per_round)
+        variants = [path for path in runs if path.startswith("mlplab[")]
+        if variants and "mlplab" in runs:
+            row["variants"] = {}
+            for path in variants:
+                per_round = _per_round(runs[path], runs["mlplab"], lambda a, b: a / b)
+                row["variants"][path] = {
+                    "over_mlplab": statistics.median(per_round),
+                    "over_mlplab_range": [min(per_round), max(per_round)],
+                    "over_mlplab_fastest": runs[path]["fastest_epoch_s"] / runs["mlplab"]["fastest_epoch_s"],
+                }
         rows.append(row)
     return rows
 
@@ -530,9 +564,23 @@ def _ratio_cell(row: dict[str, Any], key: str) -> str:
         return ""
     if "_over_" not in key:
         return f"{row[key]:.2f}"
-    cell = f"{row[key]:.2f}x"
-    low, high = row.get(f"{key}_range", (row[key], row[key]))
-    return cell if low == high else f"{cell} ({low:.2f}–{high:.2f})"
+    return _ratio_text(row[key], row.get(f"{key}_range"))
+
+
+def _ratio_text(ratio: float, low_high: Sequence[float] | None = None) -> str:
+    """`1.20x`, or `1.20x (1.10–1.30)` with the range over rounds."""
+    if not low_high or low_high[0] == low_high[1]:
+        return f"{ratio:.2f}x"
+    return f"{ratio:.2f}x ({low_high[0]:.2f}–{low_high[1]:.2f})"
+
+
+def _variant_rows(report: dict[str, Any]) -> list[str]:
+    rows = []
+    for r in report["ratios"]:
+        for path, ratio in r.get("variants", {}).items():
+            cells = [_ratio_text(ratio["over_mlplab"], ratio["over_mlplab_range"]), _ratio_text(ratio["over_mlplab_fastest"])]
+            rows.append(f"| {r['device']} | {r['batch_size']} | {path} | " + " | ".join(cells) + " |")
+    return rows
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -552,6 +600,9 @@ def format_table(report: dict[str, Any]) -> str:
         for r in report["ratios"]:
             rows.append(f"| {r['device']} | {r['batch_size']} | " + " | ".join(_ratio_cell(r, key) for key in RATIO_COLUMNS) + " |")
         tables.append(rows)
+    if variant_rows := _variant_rows(report):
+        tables.append(["| device | batch | variant | variant / mlplab | fastest epochs |", "|---|---:|---|---:|---:|",
+                       *variant_rows])
     for w in report["whole_process"]:
         tables.append([
             "| whole process | wall (s) |",
@@ -590,10 +641,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, default=PROJECT_ROOT / "data", help="holds MNIST/raw")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help="extra Hydra override for the mlplab runs (repeatable), e.g. trainer.precision=bf16-mixed")
+    parser.add_argument("--variant", nargs="+", action="append", default=[], metavar=("NAME", "OVERRIDE"),
+                        help="also time the mlplab path with these overrides, reported as mlplab[NAME] (repeatable), "
+                             "e.g. --variant bf16 trainer.precision=bf16-mixed")
     parser.add_argument("--whole-process", action="store_true", help="also time whole train.py processes (slower)")
     parser.add_argument("--skip-epochs", action="store_true", help="skip the per-epoch paths (with --whole-process)")
     parser.add_argument("--json", type=Path, default=None, help="where to write the report; unset: outputs/bench/<time>.json")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.variants = {}
+    for name, *overrides in args.variant:
+        if not overrides or "=" in name or not all("=" in o for o in overrides):
+            parser.error(f"--variant {name} {' '.join(overrides)}: give a name, then KEY=VALUE overrides, "
+                         "e.g. --variant bf16 trainer.precision=bf16-mixed")
+        if name in args.variants:
+            parser.error(f"--variant {name} is given twice: each variant needs a name of its own")
+        args.variants[name] = overrides
+    if args.variants and "mlplab" not in args.paths:
+        parser.error(f"--variant is compared with the mlplab path: add mlplab to --paths {' '.join(args.paths)}")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -612,7 +677,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ]
     prepare_data(settings[0])
     load_start = _load()
-    summaries = [] if args.skip_epochs else [m.summary() for m in measure(settings, args.paths, args.rounds)]
+    summaries = [] if args.skip_epochs else [m.summary() for m in measure(settings, args.paths, args.rounds, args.variants)]
     whole = []
     if args.whole_process:
         for device in args.devices:
@@ -621,7 +686,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "machine": machine(),
         "load_average_start": load_start,
         "load_average_end": _load(),
-        "settings": {key: value for key, value in vars(args).items() if key not in ("json",)},
+        "settings": {key: value for key, value in vars(args).items() if key not in ("json", "variant")},
         "results": summaries,
         "ratios": ratios(summaries),
         "whole_process": whole,
