@@ -363,17 +363,13 @@ RUNNERS: dict[str, Callable[[Setting], tuple[float, list[float], int]]] = {
 }
 
 
-def variant_path(name: str) -> str:
-    return f"mlplab[{name}]"
-
-
 def run_order(setting: Setting, paths: Sequence[str], variants: Mapping[str, Sequence[str]]) -> Iterator[tuple[str, Setting]]:
     """(path, its setting) in running order: each variant right after the mlplab path."""
     for path in paths:
         yield path, setting
         if path == "mlplab":
             for name, overrides in variants.items():
-                yield variant_path(name), dataclasses.replace(setting, overrides=(*setting.overrides, *overrides))
+                yield f"mlplab[{name}]", dataclasses.replace(setting, overrides=(*setting.overrides, *overrides))
 
 
 def measure(settings: Sequence[Setting], paths: Sequence[str] = PATHS, rounds: int = 1,

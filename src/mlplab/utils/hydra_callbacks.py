@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +17,14 @@ def claim_new_folder(path: str | Path) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for n in itertools.count(1):
-        candidate = path if n == 1 else path.with_name(f"{path.name}_{n}")
+    candidate, n = path, 1
+    while True:
         try:
             candidate.mkdir()
             return candidate
         except FileExistsError:
-            continue
-    raise AssertionError("unreachable")
+            n += 1
+            candidate = path.with_name(f"{path.name}_{n}")
 
 
 def _set_by_user(config: DictConfig, key: str) -> bool:
