@@ -103,8 +103,9 @@ def test_each_run_sets_its_own_float32_matmul_precision(compose_config, tiny_mni
 
 
 class HostSyncs(TorchFunctionMode, L.Callback):
-    """Notes, per training step, the tensor calls that make the host wait for a GPU: reading values
-    (`item`, `tolist`, `bool(t)`, ...), copies to the CPU, ops whose output size depends on the values.
+    """Notes, per step (training, validation, test), the tensor calls that make the host wait for a GPU:
+    reading values (`item`, `tolist`, `bool(t)`, ...), copies to the CPU, ops whose output size depends on
+    the values. Epoch ends are not watched: reading the epoch's metrics there is expected.
 
     It watches torch calls, so it works on the CPU too: what a CUDA run would sync on, a CPU run calls the same.
     """
@@ -114,8 +115,8 @@ class HostSyncs(TorchFunctionMode, L.Callback):
 
     def __init__(self) -> None:
         super().__init__()
-        self.batch: int | None = None  # the training batch being run; None outside training epochs
-        self.synced: dict[int, list[str]] = {}
+        self.batch: tuple | None = None  # the step being run: (stage, step); None between steps' epochs
+        self.synced: dict[tuple, list[str]] = {}
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -127,29 +128,38 @@ class HostSyncs(TorchFunctionMode, L.Callback):
             self.synced.setdefault(self.batch, []).append(name)
         return func(*args, **kwargs)
 
+    # first in the callback list: its batch-start hooks run before the others', its epoch-end hooks too
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self.batch = trainer.global_step
+        self.batch = ("train", trainer.global_step)
 
-    def on_validation_start(self, trainer, pl_module):
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        self.batch = ("val", trainer.current_epoch, batch_idx)
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        self.batch = ("test", batch_idx)
+
+    def _epoch_end(self, *args):
         self.batch = None
 
-    def on_train_epoch_end(self, trainer, pl_module):
-        self.batch = None
+    on_validation_start = on_train_epoch_end = on_validation_epoch_end = on_test_epoch_end = _epoch_end
 
 
-def test_training_steps_wait_for_the_device_only_on_log_steps(compose_config, tmp_path):
-    # 100 batches an epoch, logged (and checked for divergence) every 50: 4 of 200 steps may read values
+def test_steps_wait_for_the_device_only_on_log_steps(compose_config, tmp_path):
+    # 100 training batches an epoch, logged (and checked for divergence) every 50: 4 of 200 steps may read
+    # values; 2 validation batches an epoch and 4 test batches, none
     data_dir = tmp_path / "data"
     syncs = HostSyncs()
     cfg = compose_config(*tiny_overrides(data_dir, make_idx_dataset(data_dir, n_train=3300)), "logger=csv",
                          "trainer.log_every_n_steps=50", "trainer.enable_progress_bar=true")
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule)
-    trainer = build_trainer(cfg, [syncs, *build_callbacks(cfg)], build_loggers(cfg))  # first: it sees each batch first
+    trainer = build_trainer(cfg, [syncs, *build_callbacks(cfg)], build_loggers(cfg))
     with syncs:
         trainer.fit(module, datamodule=datamodule)
-    assert trainer.global_step == 200
-    assert sorted(syncs.synced) == [49, 99, 149, 199], syncs.synced  # the log steps, each epoch's last step
-    # the bar still shows the training loss: the one logged last
-    shown = trainer.progress_bar_callback.get_metrics(trainer, module)
-    assert shown["train/loss"] == f"{trainer.callback_metrics['train/loss'].item():.3g}"
+        bar = trainer.progress_bar_callback.get_metrics(trainer, module)
+        logged_loss = trainer.callback_metrics["train/loss"].item()
+        trainer.test(module, datamodule=datamodule)
+    assert trainer.global_step == 200 and trainer.num_val_batches == [2] and trainer.num_test_batches == [4]
+    # the log steps, each epoch's last step
+    assert sorted(syncs.synced) == [("train", 49), ("train", 99), ("train", 149), ("train", 199)], syncs.synced
+    assert bar["train/loss"] == f"{logged_loss:.3g}"  # the bar still shows the training loss: the one logged last
