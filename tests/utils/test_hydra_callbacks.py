@@ -28,6 +28,11 @@ def _run(monkeypatch, *args):
     main()
 
 
+def _quick(data_dir, files):
+    """A one-epoch run on the tiny files with nothing but checkpoints and records written."""
+    return [*tiny_overrides(data_dir, files), "trainer.max_epochs=1", "baselines=false", "logger=none", "callbacks=lean"]
+
+
 def test_claim_new_folder_takes_the_next_free_name_and_leaves_existing_ones_alone(tmp_path):
     first = claim_new_folder(tmp_path / "runs" / "12-00-00")
     (first / "keep.txt").write_text("mine")
@@ -38,8 +43,7 @@ def test_claim_new_folder_takes_the_next_free_name_and_leaves_existing_ones_alon
 
 
 def test_two_runs_started_in_the_same_second_keep_their_own_folders(tmp_path, monkeypatch, tiny_mnist, same_second):
-    common = [f"paths.output_root={tmp_path / 'outputs'}", *tiny_overrides(*tiny_mnist), "trainer.max_epochs=1",
-              "baselines=false", "logger=none", "callbacks=lean"]
+    common = [f"paths.output_root={tmp_path / 'outputs'}", *_quick(*tiny_mnist)]
     _run(monkeypatch, *common, "seed=1")
     first = tmp_path / "outputs" / "mnist" / "runs" / "2025-01-31_12-00-00"
     first_checkpoint = md5(first / "checkpoints" / "last.ckpt")
@@ -56,16 +60,14 @@ def test_two_runs_started_in_the_same_second_keep_their_own_folders(tmp_path, mo
 def test_a_folder_the_user_names_is_used_as_given(tmp_path, monkeypatch, tiny_mnist, same_second):
     folder = tmp_path / "mine"
     folder.mkdir()
-    _run(monkeypatch, f"hydra.run.dir={folder}", *tiny_overrides(*tiny_mnist), "trainer.max_epochs=1",
-         "baselines=false", "logger=none", "callbacks=lean")
+    _run(monkeypatch, f"hydra.run.dir={folder}", *_quick(*tiny_mnist))
     assert (folder / "checkpoints" / "last.ckpt").is_file()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith("mine")] == ["mine"]
 
 
 def test_two_sweeps_started_in_the_same_second_keep_their_own_folders(tmp_path, monkeypatch, same_second):
     files = make_idx_dataset(tmp_path / "data", name="MNIST")
-    common = [f"paths.output_root={tmp_path / 'outputs'}", *tiny_overrides(tmp_path / "data", files),
-              "trainer.max_epochs=1", "baselines=false", "logger=none", "callbacks=lean"]
+    common = [f"paths.output_root={tmp_path / 'outputs'}", *_quick(tmp_path / "data", files)]
     _run(monkeypatch, "-m", "seed=1,2", *common)
     _run(monkeypatch, "-m", "seed=3", *common)
     sweeps = tmp_path / "outputs" / "mnist" / "multiruns"
