@@ -81,7 +81,7 @@ def test_ddp_on_two_cpu_processes_matches_a_one_process_evaluation_of_its_checkp
 def test_ddp_inside_a_sweep_runs_each_job_once_in_its_own_folder_and_survives_a_failing_job(tiny_mnist, tmp_path):
     outputs = tmp_path / "outputs"
     sweep = outputs / "sweep"
-    failing = "+callbacks.fail={_target_:tests.test_sweep_report.FailingJob,lr:0.001}"  # job 0, on both ranks
+    failing = "+callbacks.fail={_target_:tests.sweeps.test_report.FailingJob,lr:0.001}"  # job 0, on both ranks
     # jobs run one after the other in one process: job 1 needs job 0's ranks stopped and its process group closed
     run_train("-m", *short(*tiny_mnist), "accelerator=ddp_cpu", "lr=1e-3,1e-2", failing, f"paths.output_root={outputs}",
               f"hydra.sweep.dir={sweep}")
@@ -130,7 +130,7 @@ def test_a_submitit_local_sweep_runs_each_job_as_a_submitted_process_ddp_include
 
 def test_an_optuna_search_of_three_trials_survives_a_failing_trial(tiny_mnist, tmp_path, monkeypatch):
     sweep = tmp_path / "sweep"
-    failing = "+callbacks.fail={_target_:tests.test_sweep_report.FailingJob,job:1}"
+    failing = "+callbacks.fail={_target_:tests.sweeps.test_report.FailingJob,job:1}"
     monkeypatch.setattr(sys, "argv", ["train.py", "-m", "hparams_search=mnist_optuna", "hydra.sweeper.n_trials=3",
                                       *short(*tiny_mnist), failing, f"hydra.sweep.dir={sweep}"])
     main()

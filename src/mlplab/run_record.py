@@ -1,7 +1,7 @@
 """run_record.json: what became of one run (status, metrics, epochs, wall time, overrides, error).
 
 Written into the run's folder when the run starts (status `running`, so a killed job is visible) and
-again when it ends, each time atomically. Sweep reports (mlplab.sweep_report) are built from these.
+again when it ends, each time atomically. Sweep reports (mlplab.sweeps.report) are built from these.
 """
 
 from __future__ import annotations

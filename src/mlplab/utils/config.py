@@ -15,6 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlplab.models.mlp import ACTIVATIONS, INITS, NORMS
+from mlplab.utils.errors import ConfigError
 from mlplab.utils.run_names import config_choices, run_name, sweep_group
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -40,10 +41,6 @@ def compose_run_config(overrides: Sequence[str], output_dir: str | Path, config_
         del cfg.hydra
     GlobalHydra.instance().clear()
     return cfg
-
-
-class ConfigError(ValueError):
-    """A config value is invalid; the message names the key, the value and what is valid."""
 
 
 def _require(ok: bool, key: str, value: object, valid: str) -> None:

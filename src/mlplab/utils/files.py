@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-from mlplab.utils.config import ConfigError
+from mlplab.utils.errors import ConfigError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -36,6 +37,17 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
         with suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write `text` to `path` atomically (see atomic_write)."""
+    with atomic_write(path, "w") as f:
+        f.write(text)
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write `data` to `path` atomically as standard JSON (NaN and infinities are refused: give them a JSON form first)."""
+    write_text(path, json.dumps(data, indent=2, default=str, allow_nan=False) + "\n")
 
 
 def check_writable(folder: str | Path, key: str = "paths.output_dir") -> None:

@@ -14,7 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from mlplab.run_record import RECORD_NAME, read_run_record, write_json_atomic
-from mlplab.sweep_report import best_job, log_to_wandb, read_jobs, swept_keys, write_report
+from mlplab.sweeps.report import best_job, log_to_wandb, read_jobs, swept_keys, write_report
 from mlplab.train import main
 from mlplab.utils.config import ConfigError
 from mlplab.utils.wandb_offline import OfflineRun, offline_runs
@@ -41,7 +41,7 @@ def run_main(monkeypatch, *args: str) -> None:
 
 def test_a_2x2_sweep_with_a_failing_job_reports_every_job_and_the_others_finish(tiny_mnist, tmp_path, monkeypatch, capsys):
     sweep_dir = tmp_path / "sweep"
-    failing = "+callbacks.fail={_target_:tests.test_sweep_report.FailingJob,job:2}"  # (sgd, 1e-3); job 3 comes after it
+    failing = "+callbacks.fail={_target_:tests.sweeps.test_report.FailingJob,job:2}"  # (sgd, 1e-3); job 3 comes after it
     run_main(monkeypatch, "-m", "optimizer=adam,sgd", "lr=1e-3,1e-2", f"hydra.sweep.dir={sweep_dir}",
              *tiny_overrides(*tiny_mnist), "trainer.max_epochs=1", failing)
 
