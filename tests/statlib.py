@@ -47,12 +47,11 @@ def write_scikit_learn_cache(data_home: Path, statlib_file: Path) -> None:
 
 def housing_overrides(data_dir: Path, mirror: Path, file_md5: str) -> list[str]:
     """Overrides that train on the tiny file through the mirror only (no network), short and quiet."""
-    source = (f"{{_target_:mlplab.data.housing.StatLibFile,md5:{file_md5},"
-              f"source:{{_target_:mlplab.data.sources.Mirror,root:'{mirror}',folder:california_housing}}}}")
     return [
         "data=housing",
         f"paths.data_dir={data_dir}",
-        f"data.sources=[{source}]",
+        f"data.md5={file_md5}",
+        f"data.sources=[{{_target_:mlplab.data.sources.Mirror,root:'{mirror}',folder:california_housing}}]",
         "data.batch_size=32",
         "accelerator=cpu",
         "trainer.enable_progress_bar=false",

@@ -7,7 +7,7 @@ from sklearn.dummy import DummyRegressor
 from sklearn.linear_model import LogisticRegression
 
 from mlplab.callbacks.baselines import Baselines
-from mlplab.data.housing import HousingDataModule, StatLibFile
+from mlplab.data.housing import HousingDataModule
 from mlplab.data.images import FashionMNISTDataModule
 from mlplab.data.sources import Mirror
 from mlplab.train import train
@@ -28,10 +28,10 @@ class CountingRegressor(DummyRegressor):
 @pytest.fixture
 def housing(tmp_path):
     file_md5 = make_statlib_file(tmp_path / "mirror", n=300)
-    source = StatLibFile(Mirror(tmp_path / "mirror", "california_housing"), file_md5)
+    source = Mirror(tmp_path / "mirror", "california_housing")
 
     def datamodule(**kwargs) -> HousingDataModule:
-        dm = HousingDataModule(tmp_path / "data", sources=[source], **kwargs)
+        dm = HousingDataModule(tmp_path / "data", sources=[source], md5=file_md5, **kwargs)
         dm.prepare_data()
         dm.setup()
         return dm

@@ -1,3 +1,5 @@
+import logging
+
 import hydra
 import numpy as np
 import pytest
@@ -5,22 +7,23 @@ import torch
 from sklearn.datasets import fetch_california_housing
 
 from mlplab.data.housing import (
+    STATLIB_MD5,
     STATLIB_NAME,
     HousingDataModule,
+    HousingFormatError,
     ScikitLearnDownload,
-    StatLibFile,
     features_from_statlib,
     read_statlib,
 )
-from mlplab.data.sources import DataUnavailableError, Mirror, SourceError
+from mlplab.data.sources import DataUnavailableError, Mirror, fetch_verified, md5sum
 from mlplab.train import train
 from tests.conftest import md5
 from tests.statlib import housing_overrides, make_statlib_file, write_scikit_learn_cache
 
 
 def _datamodule(tmp_path, file_md5, sources=None, **kwargs):
-    sources = sources if sources is not None else [StatLibFile(Mirror(tmp_path / "mirror", "california_housing"), file_md5)]
-    return HousingDataModule(data_dir=tmp_path / "data", sources=sources, **kwargs)
+    sources = sources if sources is not None else [Mirror(tmp_path / "mirror", "california_housing")]
+    return HousingDataModule(data_dir=tmp_path / "data", sources=sources, md5=file_md5, **kwargs)
 
 
 def test_features_and_target_are_exactly_scikit_learns(tmp_path):
@@ -32,11 +35,20 @@ def test_features_and_target_are_exactly_scikit_learns(tmp_path):
     assert np.array_equal(x, expected_x) and np.array_equal(y, expected_y)
 
 
-def test_a_scikit_learn_copy_that_is_not_the_full_data_set_is_rejected(tmp_path):
-    make_statlib_file(tmp_path / "mirror", n=50)
+def test_scikit_learns_copy_is_written_back_as_the_statlib_file_byte_for_byte(tmp_path):
+    file_md5 = make_statlib_file(tmp_path / "mirror", n=50)
     write_scikit_learn_cache(tmp_path / "sklearn", tmp_path / "mirror" / "california_housing" / STATLIB_NAME)
-    with pytest.raises(SourceError, match=r"gave features \(50, 8\) and target \(50,\); expected \(20640, 8\)"):
-        ScikitLearnDownload(data_home=tmp_path / "sklearn").load(tmp_path)
+    (tmp_path / "out").mkdir()
+    ScikitLearnDownload(data_home=tmp_path / "sklearn").fetch([STATLIB_NAME], tmp_path / "out")
+    assert md5sum(tmp_path / "out" / STATLIB_NAME) == file_md5
+
+
+def test_a_scikit_learn_copy_that_is_not_the_full_data_set_is_rejected_by_its_md5(tmp_path):
+    file_md5 = make_statlib_file(tmp_path / "mirror", n=50)
+    write_scikit_learn_cache(tmp_path / "sklearn", tmp_path / "mirror" / "california_housing" / STATLIB_NAME)
+    with pytest.raises(DataUnavailableError, match=f"cal_housing.data has md5 {file_md5}, expected {STATLIB_MD5}"):
+        fetch_verified(tmp_path / "data", {STATLIB_NAME: STATLIB_MD5}, [ScikitLearnDownload(data_home=tmp_path / "sklearn")])
+    assert not (tmp_path / "data" / STATLIB_NAME).exists()
 
 
 def _offline(monkeypatch, tmp_path):
@@ -48,27 +60,32 @@ def _offline(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
 
-def test_without_network_scikit_learn_fails_cleanly_and_the_mirror_provides_the_data(tmp_path, monkeypatch):
+def test_without_network_scikit_learn_fails_cleanly_and_the_mirror_provides_the_data(tmp_path, monkeypatch, caplog):
     _offline(monkeypatch, tmp_path)
     file_md5 = make_statlib_file(tmp_path / "mirror")
-    mirror = StatLibFile(Mirror(tmp_path / "mirror", "california_housing"), file_md5)
+    mirror = Mirror(tmp_path / "mirror", "california_housing")
     dm = _datamodule(tmp_path, file_md5, sources=[ScikitLearnDownload(), mirror])
-    dm.prepare_data()
-    assert sorted(p.name for p in dm.folder.iterdir()) == [".lock", "california_housing.npz"]  # no scratch left
+    with caplog.at_level(logging.INFO, logger="mlplab.data.sources"):
+        dm.prepare_data()
+    assert sorted(p.name for p in dm.folder.iterdir()) == [".lock", STATLIB_NAME]  # no scratch left
+    assert md5sum(dm.data_file) == file_md5
     assert not (tmp_path / "home").exists()
-    assert str(np.load(dm.cache_file)["source"]) == str(mirror)
+    assert f"California housing: {STATLIB_NAME} from {mirror}, md5 verified" in caplog.text
     with pytest.raises(DataUnavailableError, match=r"1\. scikit-learn fetch_california_housing: URLError"):
         _datamodule(tmp_path / "other", file_md5, sources=[ScikitLearnDownload()]).prepare_data()
 
 
-def test_offline_with_no_mirror_set_the_configured_sources_give_the_shipped_file(compose_config, tmp_path, monkeypatch):
+def test_offline_with_no_mirror_set_the_configured_sources_give_the_shipped_file(compose_config, tmp_path, monkeypatch,
+                                                                                 caplog):
     _offline(monkeypatch, tmp_path)
     monkeypatch.delenv("DATA_MIRROR", raising=False)
     cfg = compose_config("data=housing", f"paths.data_dir={tmp_path / 'data'}")
     assert cfg.paths.data_mirror is None
     dm = hydra.utils.instantiate(cfg.data)
-    dm.prepare_data()
-    assert str(np.load(dm.cache_file)["source"]) == "the copy shipped with mlplab (mlplab/data/bundled/california_housing) (cal_housing.data)"
+    with caplog.at_level(logging.INFO, logger="mlplab.data.sources"):
+        dm.prepare_data()
+    assert md5sum(dm.data_file) == STATLIB_MD5
+    assert f"{STATLIB_NAME} from the copy shipped with mlplab (mlplab/data/bundled/california_housing)" in caplog.text
     dm.setup()
     assert sum(len(dm.splits[s][0]) for s in ("train", "val", "test")) == 20640
 
@@ -99,15 +116,17 @@ def test_a_truncated_mirror_file_is_rejected_by_its_md5_and_nothing_is_cached(tm
     dm = _datamodule(tmp_path, file_md5)
     with pytest.raises(DataUnavailableError, match=f"cal_housing.data has md5 {md5(path)}, expected {file_md5}"):
         dm.prepare_data()
-    assert not dm.cache_file.exists()
+    assert not dm.data_file.exists()
 
 
 def test_a_truncated_file_with_a_matching_md5_is_rejected_naming_the_row(tmp_path):
     make_statlib_file(tmp_path / "mirror", n=100)
     path = tmp_path / "mirror" / "california_housing" / STATLIB_NAME
     path.write_bytes(path.read_bytes()[:-40])  # the last row loses its last columns
-    with pytest.raises(DataUnavailableError, match=r"is not a complete StatLib housing file: .*row 100"):
-        _datamodule(tmp_path, md5(path)).prepare_data()
+    dm = _datamodule(tmp_path, md5(path))
+    dm.prepare_data()  # the md5 is the one asked for
+    with pytest.raises(HousingFormatError, match=r"is not a complete StatLib housing file: .*row 100"):
+        dm.setup()
 
 
 def test_a_table_with_other_columns_is_rejected(tmp_path):

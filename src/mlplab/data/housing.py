@@ -1,43 +1,36 @@
 """California housing (Pace & Barry, 1997): predict a district's median house value from 8 features.
 
-The features and the target are exactly scikit-learn's `fetch_california_housing` ones (the target in
-units of 100,000 USD). Whichever source provides them, they are verified, then cached once per data
-folder as `<data_dir>/california_housing/california_housing.npz` (temp file + atomic rename).
+The data is StatLib's table `cal_housing.data`, fetched and checked against its md5 like any raw file
+(mlplab.data.sources), then kept in `<data_dir>/california_housing/`. The features and the target are
+exactly scikit-learn's `fetch_california_housing` ones (the target in units of 100,000 USD).
 """
 
 from __future__ import annotations
 
-import logging
-import os
 import socket
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
 
+import joblib
 import numpy as np
 import torch
-from filelock import FileLock
 
-from mlplab.data.sources import DataUnavailableError, Source, SourceError, md5sum
+from mlplab.data.sources import DataUnavailableError, Source, SourceError, fetch_verified
 from mlplab.data.tensor_datamodule import Split, TensorDataModule
 from mlplab.models.tasks import RegressionTask
 
-log = logging.getLogger(__name__)
-
 FEATURE_NAMES = ("MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOccup", "Latitude", "Longitude")
 TARGET_NAME = "MedHouseVal"
-# the StatLib file `cal_housing.data`: 9 comma-separated columns, no header
+# the StatLib file `cal_housing.data`: 9 comma-separated columns, no header, every value written "%.6f"
 STATLIB_COLUMNS = ("longitude", "latitude", "housingMedianAge", "totalRooms", "totalBedrooms", "population",
                    "households", "medianIncome", "medianHouseValue")
 STATLIB_NAME = "cal_housing.data"
 STATLIB_MD5 = "2c9da11498c5aa9ed02cf8b7f6e77ea7"
-# what the full data set looks like (the data mirror's README lists the same checks)
-NUM_ROWS = 20640
-MEAN_MED_INC = 3.870671
-MEAN_TARGET = 2.06855817
-MAX_TARGET = 5.00001
+# scikit-learn's cache of that table (sklearn/datasets/_california_housing.py): the file name, and which
+# StatLib column each of its columns is. ScikitLearnDownload checks that this still holds on every use.
+SCIKIT_LEARN_CACHE = "cal_housing_py3.pkz"
+SCIKIT_LEARN_COLUMNS = [8, 7, 2, 3, 4, 5, 6, 1, 0]
 
 
 class HousingFormatError(ValueError):
@@ -71,31 +64,11 @@ def features_from_statlib(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return features, value / 100000.0
 
 
-def check_full_data_set(features: np.ndarray, target: np.ndarray, where: str) -> None:
-    """Raise SourceError unless the arrays are the whole data set (row count and known means)."""
-    if features.shape != (NUM_ROWS, len(FEATURE_NAMES)) or target.shape != (NUM_ROWS,):
-        raise SourceError(f"{where} gave features {features.shape} and target {target.shape}; "
-                          f"expected ({NUM_ROWS}, {len(FEATURE_NAMES)}) and ({NUM_ROWS},)")
-    checks = {
-        "mean MedInc": (float(features[:, 0].mean()), MEAN_MED_INC),
-        "mean target": (float(target.mean()), MEAN_TARGET),
-        "max target": (float(target.max()), MAX_TARGET),
-    }
-    for what, (got, expected) in checks.items():
-        if not abs(got - expected) < 1e-5:
-            raise SourceError(f"{where} gave {what} {got:.6f}, expected {expected}: not the California housing data")
-
-
-class HousingSource(Protocol):
-    def load(self, scratch: Path) -> tuple[np.ndarray, np.ndarray]:
-        """Return (features (N, 8), target (N,)), verified, using `scratch` for any files; or raise SourceError."""
-
-
 class ScikitLearnDownload:
-    """scikit-learn's `fetch_california_housing`: needs internet, unless `data_home` already holds its cache.
+    """scikit-learn's `fetch_california_housing` (needs internet, unless `data_home` already holds its cache),
+    written back as the StatLib file it was read from: byte for byte the original, so its md5 checks it.
 
-    With `data_home=None` it downloads into the scratch folder, so nothing is left behind; the content
-    is checked against the known row count and means.
+    With `data_home=None` it downloads into the scratch folder, so nothing is left behind.
     """
 
     def __init__(self, data_home: str | Path | None = None, timeout: float = 30.0) -> None:
@@ -105,47 +78,30 @@ class ScikitLearnDownload:
     def __str__(self) -> str:
         return "scikit-learn fetch_california_housing" + (f" (data_home={self.data_home})" if self.data_home else "")
 
-    def load(self, scratch: Path) -> tuple[np.ndarray, np.ndarray]:
+    def fetch(self, names: Sequence[str], dest: Path) -> None:
         from sklearn.datasets import fetch_california_housing
 
+        if list(names) != [STATLIB_NAME]:
+            raise SourceError(f"gives only {STATLIB_NAME}, not {', '.join(names)}")
+        data_home = self.data_home or dest / "scikit_learn"
         # scikit-learn's urlretrieve has no timeout of its own: without one a dead network hangs the run
         previous = socket.getdefaulttimeout()
         socket.setdefaulttimeout(self.timeout)
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # its "Retry downloading" warning; the failure is reported below
-                features, target = fetch_california_housing(
-                    data_home=self.data_home or scratch, return_X_y=True, n_retries=1, delay=0.1
-                )
+                warnings.simplefilter("ignore")  # its "Retry downloading" warning; the failure is reported by the caller
+                features, target = fetch_california_housing(data_home=data_home, return_X_y=True, n_retries=1, delay=0.1)
         except Exception as e:  # URLError, TimeoutError, OSError for a bad checksum, ...
             raise SourceError(f"{type(e).__name__}: {' '.join(str(e).split())[:300]}") from None
         finally:
             socket.setdefaulttimeout(previous)
-        check_full_data_set(features, target, str(self))
-        return features, target
-
-
-class StatLibFile:
-    """The original StatLib file `cal_housing.data` from a raw-file source (a Mirror), checked by md5."""
-
-    def __init__(self, source: Source, md5: str = STATLIB_MD5, name: str = STATLIB_NAME) -> None:
-        self.source = source
-        self.md5 = md5
-        self.name = name
-
-    def __str__(self) -> str:
-        return f"{self.source} ({self.name})"
-
-    def load(self, scratch: Path) -> tuple[np.ndarray, np.ndarray]:
-        self.source.fetch([self.name], scratch)
-        path = scratch / self.name
-        got = md5sum(path)
-        if got != self.md5:
-            raise SourceError(f"{self.name} has md5 {got}, expected {self.md5} (truncated, or another file)")
-        try:
-            return features_from_statlib(read_statlib(path))
-        except HousingFormatError as e:
-            raise SourceError(str(e)) from None
+        table = np.empty((len(features), len(STATLIB_COLUMNS)))
+        table[:, SCIKIT_LEARN_COLUMNS] = joblib.load(data_home / SCIKIT_LEARN_CACHE)
+        recomputed = features_from_statlib(table)
+        if not (np.array_equal(recomputed[0], features) and np.array_equal(recomputed[1], target)):
+            raise SourceError(f"scikit-learn's cache {SCIKIT_LEARN_CACHE} no longer holds the StatLib columns in the "
+                              f"order {SCIKIT_LEARN_COLUMNS}: update mlplab.data.housing.SCIKIT_LEARN_COLUMNS")
+        np.savetxt(dest / STATLIB_NAME, table, fmt="%.6f", delimiter=",")
 
 
 class HousingDataModule(TensorDataModule):
@@ -153,10 +109,11 @@ class HousingDataModule(TensorDataModule):
     training split's statistics, the target in units of 100,000 USD.
 
     Args:
-        data_dir: root of the data cache; the verified arrays live in `<data_dir>/california_housing/`.
-        sources: where to get the data when it is not cached yet, tried in order (ScikitLearnDownload, StatLibFile).
+        data_dir: root of the data cache; the verified StatLib file lives in `<data_dir>/california_housing/`.
+        sources: where to get that file when it is missing or corrupt, tried in order (mlplab.data.sources).
         val_fraction, test_fraction: shares of all rows held out for validation and test.
         split_seed: seeds the split, so every run and sweep job sees the same one.
+        md5: of the StatLib file; defaults to the official one.
     """
 
     name = "california_housing"
@@ -164,13 +121,14 @@ class HousingDataModule(TensorDataModule):
     def __init__(
         self,
         data_dir: str | Path,
-        sources: Sequence[HousingSource] = (),
+        sources: Sequence[Source] = (),
         batch_size: int = 64,
         eval_batch_size: int = 1024,
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
         seed: int = 0,
         split_seed: int = 0,
+        md5: str = STATLIB_MD5,
     ) -> None:
         super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, seed=seed)
         if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
@@ -183,12 +141,13 @@ class HousingDataModule(TensorDataModule):
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self.split_seed = split_seed
+        self.md5 = md5
         self.feature_mean: torch.Tensor | None = None
         self.feature_std: torch.Tensor | None = None
 
     @property
-    def cache_file(self) -> Path:
-        return self.folder / "california_housing.npz"
+    def data_file(self) -> Path:
+        return self.folder / STATLIB_NAME
 
     @property
     def input_size(self) -> int:
@@ -199,32 +158,12 @@ class HousingDataModule(TensorDataModule):
         return RegressionTask(FEATURE_NAMES, TARGET_NAME)
 
     def prepare_data(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.folder / ".lock")):
-            if self.cache_file.is_file():
-                return
-            failures: list[str] = []
-            for source in self.sources:
-                with tempfile.TemporaryDirectory(dir=self.folder, prefix=".fetch-") as scratch:
-                    try:
-                        features, target = source.load(Path(scratch))
-                    except SourceError as e:
-                        failures.append(f"{source}: {e}")
-                        continue
-                    partial = Path(scratch) / self.cache_file.name
-                    np.savez(partial, features=features, target=target, source=str(source))
-                    os.replace(partial, self.cache_file)  # atomic: readers see all or nothing
-                    log.info("California housing: verified data from %s, cached in %s", source, self.cache_file)
-                    return
-            tried = "\n".join(f"  {i}. {f}" for i, f in enumerate(failures, 1)) or "  (no sources configured)"
-            raise DataUnavailableError(
-                f"Could not get the California housing data into {self.folder}.\nTried, in order:\n{tried}\n"
-                f"To provide it yourself, put the StatLib file {STATLIB_NAME} (md5 {STATLIB_MD5}) in the folder "
-                f"california_housing/ of a data mirror and set paths.data_mirror=<mirror> or DATA_MIRROR."
-            )
+        fetch_verified(self.folder, {STATLIB_NAME: self.md5}, self.sources, what="California housing")
 
     def load_splits(self) -> dict[str, Split]:
-        features, target = self._read_cache()
+        if not self.data_file.is_file():
+            raise DataUnavailableError(f"{self.data_file} does not exist: run prepare_data() first")
+        features, target = features_from_statlib(read_statlib(self.data_file))
         n = len(features)
         n_val, n_test = round(n * self.val_fraction), round(n * self.test_fraction)
         if min(n_val, n_test, n - n_val - n_test) < 1:
@@ -242,16 +181,3 @@ class HousingDataModule(TensorDataModule):
         x = ((x - self.feature_mean) / self.feature_std).float()
         y = y.float()
         return {"train": (x[train_idx], y[train_idx]), "val": (x[val_idx], y[val_idx]), "test": (x[test_idx], y[test_idx])}
-
-    def _read_cache(self) -> tuple[np.ndarray, np.ndarray]:
-        try:
-            with np.load(self.cache_file, allow_pickle=False) as cached:
-                features, target = cached["features"], cached["target"]
-        except FileNotFoundError:
-            raise DataUnavailableError(f"{self.cache_file} does not exist: run prepare_data() first") from None
-        except (OSError, KeyError, ValueError) as e:
-            raise HousingFormatError(f"{self.cache_file} is unreadable ({e}): delete it to fetch the data again") from None
-        if features.ndim != 2 or features.shape[1] != len(FEATURE_NAMES) or target.shape != (len(features),):
-            raise HousingFormatError(f"{self.cache_file} holds features {features.shape} and target {target.shape}; "
-                                     f"expected (N, {len(FEATURE_NAMES)}) and (N,): delete it to fetch the data again")
-        return features, target

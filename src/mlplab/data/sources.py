@@ -1,13 +1,15 @@
 """Getting raw data files from an ordered list of sources, verified by md5 before anything uses them.
 
-A source copies the files it can into a scratch folder; `fetch_verified` checks each file's md5 and
-moves it into place with an atomic rename, under a file lock, so parallel jobs share one intact copy.
+Every data set's sources follow one protocol (`Source`): a source writes the named files into a scratch
+folder, or raises. `fetch_verified`, the one loop over them, checks each file's md5 and moves it into
+place with an atomic rename, under a file lock, so parallel jobs share one intact copy.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
@@ -23,6 +25,9 @@ from filelock import FileLock
 
 if TYPE_CHECKING:
     from importlib.abc import Traversable
+
+
+log = logging.getLogger(__name__)
 
 
 class SourceError(Exception):
@@ -202,6 +207,7 @@ def fetch_verified(dest: str | Path, files: Mapping[str, str], sources: Sequence
                         continue
                     os.replace(scratch_dir / name, dest / name)  # atomic: readers see all or nothing
                     missing.remove(name)
+                    log.info("%s: %s from %s, md5 verified, in %s", what, name, source, dest)
         if missing:
             tried = "\n".join(f"  {i}. {f}" for i, f in enumerate(failures, 1)) or "  (no sources configured)"
             wanted = "\n".join(f"  {name}  md5 {files[name]}" for name in missing)
