@@ -1,4 +1,6 @@
 import gzip
+import hashlib
+import logging
 import threading
 from pathlib import Path
 
@@ -13,6 +15,26 @@ class Failing:
 
     def fetch(self, names, dest):
         raise SourceError("no network")
+
+
+class Crashing:
+    """A source that fails in a way no source anticipates."""
+
+    def __str__(self):
+        return "crashing source"
+
+    def fetch(self, names, dest):
+        raise PermissionError(13, "Permission denied", str(dest / names[0]))
+
+
+class Silent:
+    """A source that says nothing went wrong but writes no file."""
+
+    def __str__(self):
+        return "silent source"
+
+    def fetch(self, names, dest):
+        pass
 
 
 def _mirror(tmp_path: Path, compressed: bool = False) -> tuple[Mirror, dict[str, str]]:
@@ -37,12 +59,35 @@ def test_files_come_from_the_first_source_that_works_and_are_verified(tmp_path, 
     assert not list(dest.glob(".fetch-*"))  # no scratch folders left behind
 
 
-def test_a_corrupted_local_file_is_replaced_by_a_verified_copy(tmp_path):
+def test_a_corrupted_local_file_is_replaced_by_a_verified_copy_and_one_log_line_says_so(tmp_path, caplog):
     mirror, files = _mirror(tmp_path)
     dest = fetch_verified(tmp_path / "data", files, [mirror])
     (dest / "a").write_bytes(b"corrupted")
-    fetch_verified(dest, files, [mirror])
+    with caplog.at_level(logging.INFO, logger="mlplab.data.sources"):
+        fetch_verified(dest, files, [mirror], what="DS")
     assert md5sum(dest / "a") == files["a"]
+    bad_md5 = hashlib.md5(b"corrupted").hexdigest()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"DS: repaired a in {dest} (its md5 was {bad_md5}, expected {files['a']}) with a verified copy from {mirror}"
+    ]
+    assert caplog.records[0].levelno == logging.WARNING
+
+
+def test_a_truncated_gz_in_one_source_is_recorded_and_the_next_source_is_tried(tmp_path):
+    broken, files = _mirror(tmp_path / "broken", compressed=True)
+    packed = tmp_path / "broken" / "mirror" / "DS" / "raw" / "a.gz"
+    packed.write_bytes(packed.read_bytes()[:-8])  # cut short, as by a killed download
+    good, _ = _mirror(tmp_path / "good")
+    dest = fetch_verified(tmp_path / "data", files, [broken, good])
+    assert {name: md5sum(dest / name) for name in files} == files
+    with pytest.raises(DataUnavailableError) as error:
+        fetch_verified(tmp_path / "other", files, [broken, Crashing(), Silent()])
+    message = str(error.value)
+    assert f"1. {broken}: {packed} is not a complete gzip file (Compressed file ended before" in message
+    assert f"2. crashing source: PermissionError: [Errno 13] Permission denied: '{tmp_path / 'other'}" in message
+    assert "3. silent source: FileNotFoundError: " in message
+    assert f"put these uncompressed files in {tmp_path / 'other'}" in message
+    assert not list((tmp_path / "other").glob(".fetch-*"))
 
 
 def test_a_source_with_wrong_files_is_rejected_and_never_installed(tmp_path):

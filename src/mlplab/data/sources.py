@@ -183,12 +183,15 @@ class Bundled:
 def fetch_verified(dest: str | Path, files: Mapping[str, str], sources: Sequence[Source], what: str = "data") -> Path:
     """Make sure every file in `files` (name -> md5) is in `dest` and intact, trying `sources` in order.
 
+    A source that fails in any way (an error of its own, a truncated archive, a file it did not write, a
+    wrong md5) is recorded and the next one is tried; the error, when none succeeds, lists them all.
     Safe when several processes call it at once: one fetches, the others wait and find the files.
     """
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     with FileLock(str(dest / ".lock")):
-        missing = [name for name, md5 in files.items() if not (dest / name).is_file() or md5sum(dest / name) != md5]
+        found = {name: md5sum(dest / name) for name in files if (dest / name).is_file()}
+        missing = [name for name, md5 in files.items() if found.get(name) != md5]
         failures: list[str] = []
         for source in sources:
             if not missing:
@@ -197,17 +200,24 @@ def fetch_verified(dest: str | Path, files: Mapping[str, str], sources: Sequence
                 scratch_dir = Path(scratch)
                 try:
                     source.fetch(missing, scratch_dir)
-                except SourceError as e:
-                    failures.append(f"{source}: {e}")
+                    fetched = {name: md5sum(scratch_dir / name) for name in missing}
+                except Exception as e:  # whatever went wrong with this source, the next one may work
+                    failures.append(f"{source}: {e if isinstance(e, SourceError) else f'{type(e).__name__}: {e}'}")
                     continue
-                for name in list(missing):
-                    got = md5sum(scratch_dir / name)
+                installed = []
+                for name, got in fetched.items():
                     if got != files[name]:
                         failures.append(f"{source}: {name} has md5 {got}, expected {files[name]}")
                         continue
                     os.replace(scratch_dir / name, dest / name)  # atomic: readers see all or nothing
                     missing.remove(name)
-                    log.info("%s: %s from %s, md5 verified, in %s", what, name, source, dest)
+                    if name in found:
+                        log.warning("%s: repaired %s in %s (its md5 was %s, expected %s) with a verified copy from %s",
+                                    what, name, dest, found[name], files[name], source)
+                    else:
+                        installed.append(name)
+                if installed:
+                    log.info("%s: %s from %s, md5 verified, in %s", what, ", ".join(installed), source, dest)
         if missing:
             tried = "\n".join(f"  {i}. {f}" for i, f in enumerate(failures, 1)) or "  (no sources configured)"
             wanted = "\n".join(f"  {name}  md5 {files[name]}" for name in missing)
