@@ -113,7 +113,9 @@ class Baselines(L.Callback):
             # the exact arrays the models see name the cache: same data set, split and subsample, same file
             arrays = (train_x, train_y.numpy(), test_x, test_y.numpy())
             digest = hashlib.md5(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)).hexdigest()[:16]
-            cache = self.cache_dir / f"{getattr(datamodule, 'name', type(datamodule).__name__)}-{digest}.json"
+            name = getattr(datamodule, "name", type(datamodule).__name__)
+            fold = f"-{datamodule.pool_split.tag}" if datamodule.pool_split.tag else ""  # the fixed split's names as before
+            cache = self.cache_dir / f"{name}{fold}-{digest}.json"
             cache.parent.mkdir(parents=True, exist_ok=True)
             with FileLock(str(cache) + ".lock"):  # parallel sweep jobs: one fits, the others read its results
                 results = _read_cache(cache)

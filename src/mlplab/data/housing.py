@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from mlplab.data.sources import DataUnavailableError, Source, SourceError, fetch_verified
+from mlplab.data.splits import PoolSplit, seeded_order
 from mlplab.data.tensor_datamodule import Split, TensorDataModule
 from mlplab.models.tasks import RegressionTask
 
@@ -112,7 +113,9 @@ class HousingDataModule(TensorDataModule):
         data_dir: root of the data cache; the verified StatLib file lives in `<data_dir>/california_housing/`.
         sources: where to get that file when it is missing or corrupt, tried in order (mlplab.data.sources).
         val_fraction, test_fraction: shares of all rows held out for validation and test.
-        split_seed: seeds the split, so every run and sweep job sees the same one.
+        split_seed: seeds the split (and the folds), so every run and sweep job sees the same one.
+        folds, fold: k-fold cross-validation: the rows that are not test rows in `folds` folds, fold `fold`
+            validating (val_fraction is then moot); None, None: the fixed split.
         md5: of the StatLib file; defaults to the official one.
     """
 
@@ -129,6 +132,8 @@ class HousingDataModule(TensorDataModule):
         seed: int = 0,
         split_seed: int = 0,
         md5: str = STATLIB_MD5,
+        folds: int | None = None,
+        fold: int | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, seed=seed)
         if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
@@ -141,6 +146,7 @@ class HousingDataModule(TensorDataModule):
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self.split_seed = split_seed
+        self.pool_split = PoolSplit(folds=folds, fold=fold, seed=split_seed)
         self.md5 = md5
         self.feature_mean: torch.Tensor | None = None
         self.feature_std: torch.Tensor | None = None
@@ -171,8 +177,9 @@ class HousingDataModule(TensorDataModule):
                 f"data.val_fraction={self.val_fraction} and data.test_fraction={self.test_fraction} of {n} rows "
                 f"leave an empty split (train {n - n_val - n_test}, val {n_val}, test {n_test})"
             )
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.split_seed))
-        test_idx, val_idx, train_idx = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
+        order = seeded_order(n, self.split_seed)
+        test_idx, pool = order[:n_test], order[n_test:]  # the test rows are the same whatever the pool's split
+        train_idx, val_idx = self.pool_split.split(pool, n_val)
         x, y = torch.from_numpy(features), torch.from_numpy(target)
         # statistics of the training rows only: validation and test stay unseen
         self.feature_mean = x[train_idx].mean(dim=0)

@@ -9,6 +9,7 @@ import torch
 
 from mlplab.data.idx import read_idx
 from mlplab.data.sources import Source, fetch_verified
+from mlplab.data.splits import PoolSplit, seeded_order
 from mlplab.data.tensor_datamodule import Split, TensorDataModule
 from mlplab.models.tasks import ClassificationTask
 
@@ -22,8 +23,10 @@ class IDXImageDataModule(TensorDataModule):
     Args:
         data_dir: root of the data cache; files live in `<data_dir>/<name>/raw` (torchvision's layout).
         sources: where to get missing files, tried in order (mlplab.data.sources).
-        val_size: images carved from the official training set for validation.
-        split_seed: seeds that carving, so every run and sweep job validates on the same images.
+        val_size: images carved from the official training set for validation (the fixed split).
+        split_seed: seeds that carving, or the folds, so every run and sweep job validates on the same images.
+        folds, fold: k-fold cross-validation instead: the official training set in `folds` folds, stratified
+            by class, fold `fold` validating; None, None: the fixed split.
         files: name -> md5 of the four raw files; defaults to the official ones.
         mean, std: normalisation of pixel values in [0, 1]; None computes them on the training split.
     """
@@ -47,6 +50,8 @@ class IDXImageDataModule(TensorDataModule):
         files: Mapping[str, str] | None = None,
         mean: float | None = None,
         std: float | None = None,
+        folds: int | None = None,
+        fold: int | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, seed=seed)
         if val_size < 1:
@@ -55,6 +60,7 @@ class IDXImageDataModule(TensorDataModule):
         self.sources = list(sources)
         self.val_size = val_size
         self.split_seed = split_seed
+        self.pool_split = PoolSplit(folds=folds, fold=fold, seed=split_seed)
         self.files = dict(files or self.official_files)
         self.mean = mean if mean is not None else self.default_mean
         self.std = std if std is not None else self.default_std
@@ -73,10 +79,10 @@ class IDXImageDataModule(TensorDataModule):
     def load_splits(self) -> dict[str, Split]:
         train_x, train_y = self._read_pair(TRAIN_IMAGES, TRAIN_LABELS)
         test_x, test_y = self._read_pair(TEST_IMAGES, TEST_LABELS)
-        if not 0 < self.val_size < len(train_x):
+        if self.pool_split.folds is None and not 0 < self.val_size < len(train_x):  # folds make val_size moot
             raise ValueError(f"data.val_size={self.val_size} must be between 1 and {len(train_x) - 1} (training images)")
-        order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(self.split_seed))
-        val_idx, train_idx = order[: self.val_size], order[self.val_size :]
+        pool = seeded_order(len(train_x), self.split_seed)
+        train_idx, val_idx = self.pool_split.split(pool, self.val_size, labels=train_y)
         if self.mean is None or self.std is None:
             pixels = train_x[train_idx].float().div_(255)
             self.mean, self.std = pixels.mean().item(), pixels.std().item()

@@ -6,6 +6,7 @@ import lightning as L
 import torch
 
 from mlplab.data.batches import TensorBatches
+from mlplab.data.splits import PoolSplit
 from mlplab.models.tasks import Task
 
 Split = tuple[torch.Tensor, torch.Tensor]
@@ -14,7 +15,10 @@ Split = tuple[torch.Tensor, torch.Tensor]
 class TensorDataModule(L.LightningDataModule):
     """Subclasses fetch files in `prepare_data`, build the three splits in `load_splits`, and say
     what the task is; this class moves each split to the training device once and batches it there.
+    Subclasses divide their training pool into train and val with `pool_split` (the fixed split or a fold).
     """
+
+    pool_split = PoolSplit()
 
     def __init__(self, batch_size: int = 64, eval_batch_size: int = 1024, seed: int = 0) -> None:
         super().__init__()

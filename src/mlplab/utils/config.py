@@ -95,6 +95,20 @@ def _check_data(data: DictConfig) -> None:
         total = sum(fractions.values())
         keys = " + ".join(f"data.{k}" for k in fractions)
         _require(total < 1, keys, round(total, 10), "the held-out shares must sum below 1, leaving rows to train on")
+    _check_folds(data)
+
+
+def _check_folds(data: DictConfig) -> None:
+    """k-fold cross-validation: data.folds=K (an integer >= 2) with data.fold in [0, K), or neither."""
+    folds, fold = data.get("folds"), data.get("fold")
+    if folds is None:
+        _require(fold is None, "data.fold", fold, "needs data.folds=K (k-fold cross-validation), or null for the fixed split")
+        return
+    _require(isinstance(folds, int) and not isinstance(folds, bool) and folds >= 2, "data.folds", folds,
+             "must be an integer >= 2 (the number of folds), or null for the fixed split")
+    every = ",".join(str(i) for i in range(folds))
+    _require(isinstance(fold, int) and not isinstance(fold, bool) and 0 <= fold < folds, "data.fold", fold,
+             f"with data.folds={folds} it must be an integer in [0, {folds}) (every fold: -m data.folds={folds} data.fold={every})")
 
 
 def _devices_here(accelerator: str) -> tuple[str, int] | None:
