@@ -193,6 +193,11 @@ def fetch_verified(dest: str | Path, files: Mapping[str, str], sources: Sequence
         found = {name: md5sum(dest / name) for name in files if (dest / name).is_file()}
         missing = [name for name, md5 in files.items() if found.get(name) != md5]
         failures: list[str] = []
+
+        def record(failure: str) -> None:
+            failures.append(failure)
+            log.info("%s: %s", what, failure)  # the error lists them all if no source succeeds
+
         for source in sources:
             if not missing:
                 break
@@ -202,12 +207,12 @@ def fetch_verified(dest: str | Path, files: Mapping[str, str], sources: Sequence
                     source.fetch(missing, scratch_dir)
                     fetched = {name: md5sum(scratch_dir / name) for name in missing}
                 except Exception as e:  # whatever went wrong with this source, the next one may work
-                    failures.append(f"{source}: {e if isinstance(e, SourceError) else f'{type(e).__name__}: {e}'}")
+                    record(f"{source}: {e if isinstance(e, SourceError) else f'{type(e).__name__}: {e}'}")
                     continue
                 installed = []
                 for name, got in fetched.items():
                     if got != files[name]:
-                        failures.append(f"{source}: {name} has md5 {got}, expected {files[name]}")
+                        record(f"{source}: {name} has md5 {got}, expected {files[name]}")
                         continue
                     os.replace(scratch_dir / name, dest / name)  # atomic: readers see all or nothing
                     missing.remove(name)
