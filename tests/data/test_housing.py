@@ -90,6 +90,19 @@ def test_offline_with_no_mirror_set_the_configured_sources_give_the_shipped_file
     assert sum(len(dm.splits[s][0]) for s in ("train", "val", "test")) == 20640
 
 
+def test_the_data_config_saved_by_older_runs_still_builds_and_gets_the_data(tmp_path):
+    file_md5 = make_statlib_file(tmp_path / "mirror")
+    old = {"_target_": "mlplab.data.housing.HousingDataModule", "data_dir": str(tmp_path / "data"), "split_seed": 0,
+           "val_fraction": 0.1, "test_fraction": 0.2, "sources": [
+               {"_target_": "mlplab.data.housing.StatLibFile", "md5": file_md5,
+                "source": {"_target_": "mlplab.data.sources.Mirror", "root": str(tmp_path / "mirror"),
+                           "folder": "california_housing"}}]}
+    dm = hydra.utils.instantiate(old, md5=file_md5)  # old configs have no md5 key: they mean the official file
+    dm.prepare_data()
+    dm.setup()
+    assert md5sum(dm.data_file) == file_md5 and len(dm.splits["test"][0]) == 80
+
+
 def test_splits_are_seeded_disjoint_and_standardised_with_training_statistics(tmp_path):
     file_md5 = make_statlib_file(tmp_path / "mirror", n=300)
     dm = _datamodule(tmp_path, file_md5, val_fraction=0.1, test_fraction=0.2)
