@@ -117,6 +117,7 @@ def test_housing_folds_split_the_rows_that_are_not_test_rows_and_leave_the_test_
          ("data.fold=5 is invalid: with data.folds=5 it must be an integer in [0, 5) (every fold: -m data.folds=5 "
           "data.fold=0,1,2,3,4)")),
         (["data.folds=5", "data.fold=-1"], "data.fold=-1 is invalid: with data.folds=5"),
+        (["data.folds=12", "data.fold=12"], "(every fold: -m data.folds=12 data.fold='range(0,12)')"),
         (["data.folds=5"], "data.fold=None is invalid: with data.folds=5 it must be an integer in [0, 5)"),
         (["data.fold=0"], "data.fold=0 is invalid: needs data.folds=K (k-fold cross-validation)"),
         (["data=housing", "data.folds=3", "data.fold=3"], "data.fold=3 is invalid: with data.folds=3"),

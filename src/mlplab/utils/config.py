@@ -106,7 +106,7 @@ def _check_folds(data: DictConfig) -> None:
         return
     _require(isinstance(folds, int) and not isinstance(folds, bool) and folds >= 2, "data.folds", folds,
              "must be an integer >= 2 (the number of folds), or null for the fixed split")
-    every = ",".join(str(i) for i in range(folds))
+    every = ",".join(str(i) for i in range(folds)) if folds <= 10 else f"'range(0,{folds})'"  # a Hydra sweep
     _require(isinstance(fold, int) and not isinstance(fold, bool) and 0 <= fold < folds, "data.fold", fold,
              f"with data.folds={folds} it must be an integer in [0, {folds}) (every fold: -m data.folds={folds} data.fold={every})")
 
