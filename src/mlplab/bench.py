@@ -59,7 +59,8 @@ from torch import nn
 from mlplab.callbacks.timing import synchronize
 from mlplab.data.batches import TensorBatches
 from mlplab.models.mlp import MLP
-from mlplab.utils.config import PROJECT_ROOT, compose_run_config
+from mlplab.config.compose import compose_run_config
+from mlplab.config.location import PROJECT_ROOT
 
 PATHS = ("plain", "lightning", "mlplab", "dataloader")  # dataloader last: it leaves the heap fragmented
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081

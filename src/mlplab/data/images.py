@@ -34,6 +34,7 @@ class IDXImageDataModule(TensorDataModule):
     default_mean: float | None = None
     default_std: float | None = None
     image_shape = (28, 28)
+    known_rows = 60_000  # training images in the official files, which val_size is carved from (mlplab.config checks it)
 
     def __init__(
         self,
@@ -49,8 +50,6 @@ class IDXImageDataModule(TensorDataModule):
         std: float | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, seed=seed)
-        if val_size < 1:
-            raise ValueError(f"data.val_size={val_size} must be >= 1")
         self.raw_dir = Path(data_dir) / self.name / "raw"
         self.sources = list(sources)
         self.val_size = val_size
@@ -73,8 +72,6 @@ class IDXImageDataModule(TensorDataModule):
     def load_splits(self) -> dict[str, Split]:
         train_x, train_y = self._read_pair(TRAIN_IMAGES, TRAIN_LABELS)
         test_x, test_y = self._read_pair(TEST_IMAGES, TEST_LABELS)
-        if not 0 < self.val_size < len(train_x):
-            raise ValueError(f"data.val_size={self.val_size} must be between 1 and {len(train_x) - 1} (training images)")
         order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(self.split_seed))
         val_idx, train_idx = order[: self.val_size], order[self.val_size :]
         if self.mean is None or self.std is None:

@@ -78,8 +78,6 @@ class MLPModule(L.LightningModule):
         compile: bool | Mapping[str, Any] = False,
     ) -> None:
         super().__init__()
-        if not isinstance(compile, (bool, Mapping)):
-            raise ValueError(f"compile={compile!r} must be true, false or a mapping of torch.compile options")
         self.network = network
         self.compile_options = (dict(compile) if isinstance(compile, Mapping) else {}) if compile else None
         self._compiled = False
