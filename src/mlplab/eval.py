@@ -8,11 +8,12 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from mlplab.utils.checkpoints import CheckpointError, check_fits, load_checkpoint  # noqa: F401 (CheckpointError: API)
 from mlplab.config.location import CONFIG_DIR
 from mlplab.config.resolvers import register_resolvers
 from mlplab.config.validation import validate_config
+from mlplab.utils.checkpoints import CheckpointError, check_fits, load_checkpoint  # noqa: F401 (CheckpointError: API)
 from mlplab.utils.instantiate import build_datamodule, build_module
+from mlplab.utils.process import prepare_process
 from mlplab.utils.report import format_metrics, metric_values
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
 def main(cfg: DictConfig) -> None:
+    prepare_process()
     evaluate(cfg)
 
 

@@ -20,6 +20,7 @@ from mlplab.config.resolvers import register_resolvers
 from mlplab.config.validation import check_data_fits, validate_config
 from mlplab.utils.files import check_writable
 from mlplab.utils.instantiate import build_callbacks, build_datamodule, build_loggers, build_module, build_trainer
+from mlplab.utils.process import prepare_process
 from mlplab.utils.report import best_checkpoint, fit_summary, format_metrics, metric_values
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ def main(cfg: DictConfig) -> float | None:
     In a sweep, a failing job is recorded, logged and returns the worst value, so the other jobs go on;
     a single run re-raises.
     """
+    prepare_process()
     recorder = RunRecorder(cfg)
     try:
         metrics = train(cfg)
