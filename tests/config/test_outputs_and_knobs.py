@@ -17,12 +17,23 @@ from mlplab.config.location import CONFIG_DIR
 from mlplab.config.resolvers import register_resolvers
 from mlplab.utils.checkpoints import CheckpointError, checkpoint_to_resume
 
-CHOICES = [(f"{group}={path.stem}", path.stem) for group in ("data", "experiment")
-           for path in sorted((CONFIG_DIR / group).glob("*.yaml"))]
+CHOICES = [
+    (f"{group}={path.stem}", path.stem)
+    for group in ("data", "experiment")
+    for path in sorted((CONFIG_DIR / group).glob("*.yaml"))
+]
 KNOBS = {  # key: a value other than Lightning's default
-    "gradient_clip_val": 1.0, "gradient_clip_algorithm": "value", "accumulate_grad_batches": 4,
-    "limit_train_batches": 0.25, "limit_val_batches": 3, "limit_test_batches": 5, "val_check_interval": 0.5,
-    "check_val_every_n_epoch": 2, "max_steps": 100, "overfit_batches": 2, "fast_dev_run": 3,
+    "gradient_clip_val": 1.0,
+    "gradient_clip_algorithm": "value",
+    "accumulate_grad_batches": 4,
+    "limit_train_batches": 0.25,
+    "limit_val_batches": 3,
+    "limit_test_batches": 5,
+    "val_check_interval": 0.5,
+    "check_val_every_n_epoch": 2,
+    "max_steps": 100,
+    "overfit_batches": 2,
+    "fast_dev_run": 3,
 }
 
 

@@ -30,7 +30,6 @@ import ast
 import math
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -43,8 +42,14 @@ from mlplab.train import train
 from mlplab.utils.errors import ConfigError
 from tests.conftest import make_idx_dataset, tiny_overrides
 
-SCRIPTS = {"train.py": "train", "mlplab.train": "train", "eval.py": "eval", "mlplab.eval": "eval",
-           "predict.py": "predict", "mlplab.predict": "predict"}
+SCRIPTS = {
+    "train.py": "train",
+    "mlplab.train": "train",
+    "eval.py": "eval",
+    "mlplab.eval": "eval",
+    "predict.py": "predict",
+    "mlplab.predict": "predict",
+}
 # Commands composed and checked, but not run here, and why (a word of the command starts with the key)
 COMPOSE_ONLY = {
     "-m": "a sweep: its first job is composed here; tests/test_scaling.py and tests/sweeps run sweeps",
@@ -63,8 +68,11 @@ COMPOSE_ONLY = {
 # ...of which these need devices this machine may not have: composed, and refused only for the devices
 NEEDS_DEVICES = ("accelerator=gpu", "accelerator=mps", "accelerator=ddp ", "trainer.num_nodes=")
 # Keys that exist only with an option of a group: the option they are composed with (rule 6)
-NEEDS_OPTION = {"trainer.strategy.": "accelerator=ddp_cpu", "hydra.sweeper.": "hparams_search=mnist_optuna",
-                "hydra.launcher.": "hydra/launcher=parallel"}
+NEEDS_OPTION = {
+    "trainer.strategy.": "accelerator=ddp_cpu",
+    "hydra.sweeper.": "hparams_search=mnist_optuna",
+    "hydra.launcher.": "hydra/launcher=parallel",
+}
 # Words quoted as values the checks refuse (not suggestions): checked to be refused
 REFUSED = {"lr=-1": "README: the example of a bad value a sweep records as failed"}
 
@@ -111,8 +119,11 @@ def _words(text: str) -> list[str]:
 def _clean(word: str) -> str:
     word = word.strip("`")
     word = word.lstrip("(\"'")
-    while word and word[-1] in "`).,;:\"'" and not (word[-1] == ")" and word.count("(") > word.count(")") - 1
-                                                        and "(" in word):
+    while (
+        word
+        and word[-1] in "`).,;:\"'"
+        and not (word[-1] == ")" and word.count("(") > word.count(")") - 1 and "(" in word)
+    ):
         word = word[:-1]
     return word
 
@@ -131,7 +142,8 @@ def commands_in(text: str, where: str, config: str = "train", chosen: tuple[str,
         for word in [*map(_clean, _words(line)), ""]:
             match = OVERRIDE.match(word)
             is_override = word in ("-m", "--multirun") or (
-                match is not None and re.split(r"[./]", match["key"])[0] in roots and FIELD not in word)
+                match is not None and re.split(r"[./]", match["key"])[0] in roots and FIELD not in word
+            )
             if word in SCRIPTS:
                 if run is not None:
                     found.append((target, run))
@@ -150,8 +162,11 @@ def commands_in(text: str, where: str, config: str = "train", chosen: tuple[str,
         for expanded in _each_option(overrides):
             groups = {re.split(r"[=.]", o.lstrip("+"))[0] for o in expanded}
             context = [option for start, option in NEEDS_OPTION.items() if any(o.startswith(start) for o in expanded)]
-            required = [f"{k}={PLACEHOLDER}" for k, v in OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / f"{target}.yaml")).items()
-                        if v == "???"]
+            required = [
+                f"{k}={PLACEHOLDER}"
+                for k, v in OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / f"{target}.yaml")).items()
+                if v == "???"
+            ]
             extra = tuple(c for c in [*chosen, *context, *required] if re.split(r"[=.]", c)[0] not in groups)
             commands.append(Command(target, extra + tuple(expanded), where))
     return commands
@@ -163,7 +178,11 @@ def _each_option(overrides: list[str]) -> list[list[str]]:
         group, _, value = override.partition("=")
         if value == PLACEHOLDER and (CONFIG_DIR / group).is_dir():
             options = sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
-            return [r for option in options for r in _each_option([*overrides[:i], f"{group}={option}", *overrides[i + 1:]])]
+            return [
+                r
+                for option in options
+                for r in _each_option([*overrides[:i], f"{group}={option}", *overrides[i + 1 :]])
+            ]
     return [overrides]
 
 
@@ -251,8 +270,12 @@ COMMANDS = suggested_commands()
 
 def test_the_files_suggest_the_commands_we_know_of():
     found = {str(c) for c in COMMANDS}
-    for expected in ("train: trainer.gradient_clip_val=1.0", "train: accelerator=ddp trainer.devices=4",
-                     "train: callbacks.progress_bar=null", "train: accelerator=cpu"):
+    for expected in (
+        "train: trainer.gradient_clip_val=1.0",
+        "train: accelerator=ddp trainer.devices=4",
+        "train: callbacks.progress_bar=null",
+        "train: accelerator=cpu",
+    ):
         assert expected in found or any(expected in f for f in found), expected
     assert any(c.where.startswith("README") for c in COMMANDS)
     assert any(c.where.startswith("conf/") for c in COMMANDS)
@@ -282,15 +305,23 @@ RUNNABLE = [c for c in COMMANDS if compose_only(c) is None]
 def _clashes(base: str, overrides: tuple[str, ...]) -> bool:
     def key(o: str) -> str:
         return o.lstrip("+~").split("=", 1)[0].replace("/", ".")
-    return any(key(base) == key(o) or key(base).startswith(key(o) + ".") or key(o).startswith(key(base) + ".")
-               for o in overrides)
+
+    return any(
+        key(base) == key(o) or key(base).startswith(key(o) + ".") or key(o).startswith(key(base) + ".")
+        for o in overrides
+    )
 
 
 @pytest.mark.parametrize("command", RUNNABLE, ids=str)
 def test_a_suggested_command_runs(command, tmp_path):
     data_dir = tmp_path / "data"
-    base = [*tiny_overrides(data_dir, make_idx_dataset(data_dir)), "logger=none", "baselines=false",
-            "trainer.max_epochs=1", "callbacks=lean"]
+    base = [
+        *tiny_overrides(data_dir, make_idx_dataset(data_dir)),
+        "logger=none",
+        "baselines=false",
+        "trainer.max_epochs=1",
+        "callbacks=lean",
+    ]
     overrides = [o for o in base if not _clashes(o, command.overrides)] + list(command.overrides)
     metrics = train(compose_run_config(overrides, tmp_path / "run", command.config))
     assert math.isfinite(metrics["test/loss"])

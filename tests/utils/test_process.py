@@ -24,16 +24,24 @@ def has_nvidia_driver() -> bool:
 
 
 def test_importing_the_module_leaves_the_environment_alone():
-    code = (f"import os, lightning; before = os.environ.get({NVML_CHECK!r}); import mlplab.models.module, mlplab.train; "
-            f"print(before, os.environ.get({NVML_CHECK!r}))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "src")})
+    code = (
+        f"import os, lightning; before = os.environ.get({NVML_CHECK!r}); import mlplab.models.module, mlplab.train; "
+        f"print(before, os.environ.get({NVML_CHECK!r}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "src")},
+    )
     before, after = result.stdout.split()
     assert before == "1" and after == "1"  # Lightning sets it on import; importing mlplab does not undo it
 
 
-@pytest.mark.parametrize(("entry", "argv"), [(train_entry, ["train.py", "lr=-1"]),
-                                             (eval_entry, ["eval.py", "ckpt_path=missing.ckpt"])])
+@pytest.mark.parametrize(
+    ("entry", "argv"), [(train_entry, ["train.py", "lr=-1"]), (eval_entry, ["eval.py", "ckpt_path=missing.ckpt"])]
+)
 def test_the_entry_point_drops_the_nvml_probe_where_there_is_no_driver(entry, argv, tmp_path, monkeypatch):
     monkeypatch.setenv(NVML_CHECK, "1")
     monkeypatch.setattr(sys, "argv", [*argv, f"hydra.run.dir={tmp_path / 'run'}"])

@@ -27,8 +27,9 @@ class ProgressBar(TQDMProgressBar):
             in a log file is thousands of carriage returns).
     """
 
-    def __init__(self, refresh_rate: int = 50, loss_key: str = "train/loss", epoch_lines: bool | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, refresh_rate: int = 50, loss_key: str = "train/loss", epoch_lines: bool | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(refresh_rate=refresh_rate, **kwargs)
         self.loss_key = loss_key
         self.epoch_lines = not sys.stdout.isatty() if epoch_lines is None else epoch_lines
@@ -37,7 +38,9 @@ class ProgressBar(TQDMProgressBar):
         self._epoch_start = 0.0
         self._finished: tuple[int, float] | None = None  # (epoch, seconds) not logged yet
 
-    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, int | str | float | dict[str, float]]:
+    def get_metrics(
+        self, trainer: L.Trainer, pl_module: L.LightningModule
+    ) -> dict[str, int | str | float | dict[str, float]]:
         metrics = super().get_metrics(trainer, pl_module)
         loss = trainer.callback_metrics.get(self.loss_key)
         if loss is not None and self.loss_key not in metrics:
@@ -75,8 +78,11 @@ def epoch_line(trainer: L.Trainer, epoch: int, seconds: float, loss_key: str = "
     metrics = dict(trainer.callback_metrics)
     if f"{loss_key}_epoch" in metrics:  # the epoch's mean, not the last logged step
         metrics[loss_key] = metrics.pop(f"{loss_key}_epoch")
-    shown = ", ".join(f"{name} {_number(float(value))}" for name, value in sorted(metrics.items(), key=_train_then_val)
-                      if name.split("/")[0] in ("train", "val") and name.count("/") == 1)
+    shown = ", ".join(
+        f"{name} {_number(float(value))}"
+        for name, value in sorted(metrics.items(), key=_train_then_val)
+        if name.split("/")[0] in ("train", "val") and name.count("/") == 1
+    )
     total = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
     return f"Epoch {epoch + 1}{total}: {shown} ({seconds:.1f} s)"
 

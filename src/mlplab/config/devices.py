@@ -32,10 +32,16 @@ def check_devices(trainer: DictConfig) -> None:
     if here is None or devices in ("auto", -1, "-1", None):
         return
     accelerator, available = here
-    require(available > 0, "trainer.accelerator", accelerator,
-            f"this machine has no {accelerator} device; use accelerator=cpu (or auto)")
-    valid = (f"{accelerator} has {available} device(s) here: use a count from 1 to {available}, "
-             f"a list of indices below {available}, or auto")
+    require(
+        available > 0,
+        "trainer.accelerator",
+        accelerator,
+        f"this machine has no {accelerator} device; use accelerator=cpu (or auto)",
+    )
+    valid = (
+        f"{accelerator} has {available} device(s) here: use a count from 1 to {available}, "
+        f"a list of indices below {available}, or auto"
+    )
     if isinstance(devices, str) and "," in devices:
         devices = [int(i) for i in devices.split(",") if i.strip()]
     if isinstance(devices, str) and devices.strip().isdigit():
@@ -44,5 +50,9 @@ def check_devices(trainer: DictConfig) -> None:
         require(1 <= devices <= available, "trainer.devices", devices, valid)
     else:
         indices = list(devices) if OmegaConf.is_list(devices) or isinstance(devices, (list, tuple)) else [devices]
-        require(len(indices) > 0 and all(isinstance(i, int) and 0 <= i < available for i in indices),
-                "trainer.devices", indices, valid)
+        require(
+            len(indices) > 0 and all(isinstance(i, int) and 0 <= i < available for i in indices),
+            "trainer.devices",
+            indices,
+            valid,
+        )

@@ -18,8 +18,10 @@ def find_config_dir() -> Path:
     if os.environ.get(CONFIG_DIR_VARIABLE):
         folder = Path(os.environ[CONFIG_DIR_VARIABLE]).expanduser().resolve()
         if not (folder / MAIN_CONFIG).is_file():
-            raise ConfigError(f"{CONFIG_DIR_VARIABLE}={str(folder)!r} is invalid: it has no {MAIN_CONFIG}; "
-                              "point it at mlplab's conf/ folder")
+            raise ConfigError(
+                f"{CONFIG_DIR_VARIABLE}={str(folder)!r} is invalid: it has no {MAIN_CONFIG}; "
+                "point it at mlplab's conf/ folder"
+            )
         return folder
     # src/mlplab/config/location.py -> the project folder holding src/ and conf/
     candidates = [Path(__file__).resolve().parents[3] / "conf", Path.cwd() / "conf"]
@@ -27,7 +29,10 @@ def find_config_dir() -> Path:
         if (folder / MAIN_CONFIG).is_file():
             return folder
     raise ConfigError(
-        "Cannot find mlplab's configs: no conf/" + MAIN_CONFIG + " in " + " or ".join(str(c.parent) for c in candidates)
+        "Cannot find mlplab's configs: no conf/"
+        + MAIN_CONFIG
+        + " in "
+        + " or ".join(str(c.parent) for c in candidates)
         + f". Run from the project folder, or set {CONFIG_DIR_VARIABLE}=<the project's conf folder>."
     )
 

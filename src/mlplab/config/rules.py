@@ -7,7 +7,7 @@ import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import torch
 
@@ -40,19 +40,31 @@ def typed(hint: Any) -> Rule:
 
 def at_least(minimum: int, *, null: str | None = None, also: tuple[int, ...] = ()) -> Rule:
     """An integer >= minimum (or one of `also`); `null`: what null means, when it is allowed."""
-    words = f"must be an integer >= {minimum}" + "".join(f", or {a}" for a in also) + (f", or null ({null})" if null else "")
-    return Rule(words, lambda v: v is None or v >= minimum or v in also, Optional[int] if null else int)
+    words = (
+        f"must be an integer >= {minimum}"
+        + "".join(f", or {a}" for a in also)
+        + (f", or null ({null})" if null else "")
+    )
+    return Rule(words, lambda v: v is None or v >= minimum or v in also, int | None if null else int)
 
 
-def interval(low: float, high: float | None, *, low_open: bool = False, high_open: bool = True,
-             type: Any = None, what: str = "") -> Rule:
+def interval(
+    low: float, high: float | None, *, low_open: bool = False, high_open: bool = True, type: Any = None, what: str = ""
+) -> Rule:
     """A number in the interval; `type` where no signature gives one; `what` the number is ("a share")."""
     left, right = "(" if low_open else "[", ")" if high_open or high is None else "]"
-    words = f"must be a number > {low}" if high is None and low_open else \
-        f"must be a number >= {low}" if high is None else f"must be {what + ' ' if what else ''}in {left}{low}, {high}{right}"
+    words = (
+        f"must be a number > {low}"
+        if high is None and low_open
+        else f"must be a number >= {low}"
+        if high is None
+        else f"must be {what + ' ' if what else ''}in {left}{low}, {high}{right}"
+    )
 
     def ok(v: Any) -> bool:
-        return v is None or ((v > low if low_open else v >= low) and (high is None or (v < high if high_open else v <= high)))
+        return v is None or (
+            (v > low if low_open else v >= low) and (high is None or (v < high if high_open else v <= high))
+        )
 
     return Rule(words, ok, type)
 
@@ -63,8 +75,10 @@ def one_of(*choices: Any, type: Any = None) -> Rule:
 
 def _batches(what: str) -> Rule:
     """Lightning's count-or-share knobs: limit_*_batches, overfit_batches."""
-    return Rule(f"must be a number of {what} (an integer >= 0), a share of them in [0.0, 1.0], or null (all)",
-                lambda v: v is None or (v >= 0 if isinstance(v, int) else 0 <= v <= 1))
+    return Rule(
+        f"must be a number of {what} (an integer >= 0), a share of them in [0.0, 1.0], or null (all)",
+        lambda v: v is None or (v >= 0 if isinstance(v, int) else 0 <= v <= 1),
+    )
 
 
 def _compile_options(value: Any) -> bool:
@@ -73,10 +87,14 @@ def _compile_options(value: Any) -> bool:
 
 MATMUL_PRECISIONS = ("highest", "high", "medium")  # torch.set_float32_matmul_precision's
 
+
 def node(what: str, *, null: bool = False) -> Rule:
     """A config node that Hydra instantiates (a mapping with a `_target_`)."""
-    return Rule(f"must be {what}: a node with a _target_" + (", or null (off)" if null else ""),
-                lambda v: v is None or "_target_" in v, Optional[dict] if null else dict)
+    return Rule(
+        f"must be {what}: a node with a _target_" + (", or null (off)" if null else ""),
+        lambda v: v is None or "_target_" in v,
+        dict | None if null else dict,
+    )
 
 
 RULES: dict[str, Rule] = {
@@ -85,8 +103,11 @@ RULES: dict[str, Rule] = {
     "model": node("a network"),
     "optimizer": node("an optimizer"),
     "trainer": node("a Trainer"),
-    "scheduler": Rule("must be a schedule: a mapping with a `scheduler` node (and interval, monitor), or null",
-                      lambda v: v is None or "scheduler" in v, Optional[dict]),
+    "scheduler": Rule(
+        "must be a schedule: a mapping with a `scheduler` node (and interval, monitor), or null",
+        lambda v: v is None or "scheduler" in v,
+        dict | None,
+    ),
     "scheduler.scheduler": node("a learning-rate scheduler"),
     "monitor": typed(dict),
     "paths": typed(dict),
@@ -101,20 +122,26 @@ RULES: dict[str, Rule] = {
     "seed": Rule("must be an integer in [0, 2**32 - 1]", lambda v: 0 <= v < 2**32, int),
     "lr": interval(0, None, low_open=True, type=float),
     "optimized_metric": typed(str),
-    "ckpt_path": typed(Optional[str]),
+    "ckpt_path": typed(str | None),
     "torch_threads": at_least(1, null="torch's default"),
     "baselines": typed(bool),
-    "compile": Rule("must be true, false or a mapping of torch.compile's options (mode, fullgraph, dynamic, "
-                    "backend, options, disable)", _compile_options, bool | dict),
+    "compile": Rule(
+        "must be true, false or a mapping of torch.compile's options (mode, fullgraph, dynamic, "
+        "backend, options, disable)",
+        _compile_options,
+        bool | dict,
+    ),
     "matmul_precision": one_of(*MATMUL_PRECISIONS, type=str),
     "monitor.metric": typed(str),
     "monitor.mode": one_of("min", "max", type=str),
     "baseline_train_samples": at_least(1, null="every training row"),
     "baseline_models": typed(dict),
     "search.*": typed(int),  # hparams_search: the layer widths Optuna picks
-    "paths.*": typed(Optional[str]),
+    "paths.*": typed(str | None),
     # the network
-    "model.hidden": Rule("must be a list of layer widths >= 1, or [] for a linear model", lambda v: all(h >= 1 for h in v)),
+    "model.hidden": Rule(
+        "must be a list of layer widths >= 1, or [] for a linear model", lambda v: all(h >= 1 for h in v)
+    ),
     "model.dropout": interval(0, 1),
     "model.activation": one_of(*ACTIVATIONS),
     "model.norm": one_of(*NORMS),
@@ -143,17 +170,20 @@ RULES: dict[str, Rule] = {
     "trainer.accumulate_grad_batches": at_least(1),
     "trainer.check_val_every_n_epoch": at_least(1, null="validate only as val_check_interval says"),
     "trainer.gradient_clip_val": interval(0, None),
-    "trainer.gradient_clip_algorithm": one_of("norm", "value", None, type=Optional[Literal["norm", "value"]]),
+    "trainer.gradient_clip_algorithm": one_of("norm", "value", None, type=Literal["norm", "value"] | None),
     "trainer.limit_*_batches": _batches("batches"),
     "trainer.overfit_batches": _batches("batches"),
-    "trainer.val_check_interval": Rule("must be a number of training batches (an integer >= 1), a share of the "
-                                       "epoch in (0.0, 1.0], or null (once per epoch)",
-                                       lambda v: v is None or (v >= 1 if isinstance(v, int) else 0 < v <= 1),
-                                       Optional[int | float]),
-    "trainer.fast_dev_run": Rule("must be true, false, or a number of batches >= 0",
-                                 lambda v: isinstance(v, bool) or v >= 0),
+    "trainer.val_check_interval": Rule(
+        "must be a number of training batches (an integer >= 1), a share of the "
+        "epoch in (0.0, 1.0], or null (once per epoch)",
+        lambda v: v is None or (v >= 1 if isinstance(v, int) else 0 < v <= 1),
+        int | float | None,
+    ),
+    "trainer.fast_dev_run": Rule(
+        "must be true, false, or a number of batches >= 0", lambda v: isinstance(v, bool) or v >= 0
+    ),
     # the callbacks and loggers
-    "callbacks": typed(Optional[dict]),
+    "callbacks": typed(dict | None),
     "callbacks.*.every_n_epochs": at_least(1),
     "callbacks.*.check_every_n_steps": at_least(1),
     "callbacks.*.refresh_rate": at_least(0),
@@ -166,8 +196,8 @@ RULES: dict[str, Rule] = {
     "callbacks.*.bins": at_least(1),
     "callbacks.baselines.max_train_samples": at_least(1, null="every training row"),
     "callbacks.*.mode": one_of("min", "max"),
-    "logger": typed(Optional[dict]),
-    "logger.*.mode": one_of("online", "offline", "disabled", None, type=Optional[str]),
+    "logger": typed(dict | None),
+    "logger.*.mode": one_of("online", "offline", "disabled", None, type=str | None),
 }
 
 

@@ -10,7 +10,7 @@ import typing
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path, PurePath
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Union
 
 from hydra._internal.utils import _locate  # hydra.utils.get_object also logs an error of its own
 
@@ -34,7 +34,7 @@ KWARGS_GO_TO = {
 
 
 # Parameters without hints whose default is None, by name: scikit-learn's, shared by its estimators
-UNTYPED_WITH_NONE = {"n_jobs": Optional[int], "random_state": Optional[int], "max_depth": Optional[int]}
+UNTYPED_WITH_NONE = {"n_jobs": int | None, "random_state": int | None, "max_depth": int | None}
 
 
 def locate(target: str) -> Any:
@@ -79,8 +79,11 @@ def _takes_any_keyword(function: Any) -> bool:
 def parameters(target: str) -> Parameters:
     """What `target` (a `_target_` string) accepts: a class's __init__ along its bases while they pass **kwargs on."""
     obj = locate(target)
-    functions = [cls.__dict__["__init__"] for cls in obj.__mro__ if "__init__" in cls.__dict__ and cls is not object] \
-        if inspect.isclass(obj) else [obj]
+    functions = (
+        [cls.__dict__["__init__"] for cls in obj.__mro__ if "__init__" in cls.__dict__ and cls is not object]
+        if inspect.isclass(obj)
+        else [obj]
+    )
     hints: dict[str, Any] = {}
     takes_any = True
     for function in functions:
@@ -154,7 +157,7 @@ def element_hint(hint: Any) -> Any:
     if origin is Union or origin is types.UnionType:
         items = [element_hint(a) for a in args if (typing.get_origin(a) or a) in _SEQUENCES]
         items = [i for i in items if i is not UNKNOWN]
-        return Union[tuple(items)] if items else UNKNOWN
+        return Union[tuple(items)] if items else UNKNOWN  # noqa: UP007 (built at run time)
     if (origin or hint) in _SEQUENCES and len(args) == 1:
         return args[0]
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
@@ -191,11 +194,23 @@ def describe(hint: Any) -> str:
     return str(hint)
 
 
-_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string", Path: "a path",
-          PurePath: "a path", os.PathLike: "a path"}
+_WORDS = {
+    bool: "true or false",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    Path: "a path",
+    PurePath: "a path",
+    os.PathLike: "a path",
+}
 
 
 def _plural(words: str) -> str:
-    for one, many in (("an integer", "integers"), ("a number", "numbers"), ("a string", "strings"), ("a path", "paths")):
+    for one, many in (
+        ("an integer", "integers"),
+        ("a number", "numbers"),
+        ("a string", "strings"),
+        ("a path", "paths"),
+    ):
         words = words.replace(one, many)
     return words

@@ -93,8 +93,10 @@ def _checks(node: Any, raw: Any, key: str = "", hint: Any = UNKNOWN) -> Iterator
             unknown = [k for k in node if k not in HYDRA_KEYS and k not in accepted.hints]
             if unknown and not accepted.takes_any:
                 path = f"{key}.{unknown[0]}" if key else str(unknown[0])
-                raise ConfigError(f"{path} is invalid: {node['_target_']} takes no parameter {unknown[0]!r}; "
-                                  f"it takes: {', '.join(accepted.hints)}")
+                raise ConfigError(
+                    f"{path} is invalid: {node['_target_']} takes no parameter {unknown[0]!r}; "
+                    f"it takes: {', '.join(accepted.hints)}"
+                )
             hints = accepted.hints
         for k, v in node.items():
             if k in HYDRA_KEYS:
@@ -144,15 +146,23 @@ def _values_of(name: str, node: Any) -> Iterator[Any]:
 def check_split_sizes(data: DictConfig, rows: int) -> None:
     """The held-out splits of `rows` rows leave every split at least one row."""
     if "val_size" in data:
-        require(data.val_size < rows, "data.val_size", data.val_size,
-                f"must be below {rows}, the number of training images it is carved from, leaving some to train on")
+        require(
+            data.val_size < rows,
+            "data.val_size",
+            data.val_size,
+            f"must be below {rows}, the number of training images it is carved from, leaving some to train on",
+        )
     fractions = {key: data[key] for key in data if str(key).endswith("_fraction")}
     if fractions:
         sizes = {key: round(rows * share) for key, share in fractions.items()}
         left = rows - sum(sizes.values())
         shown = ", ".join(f"data.{k}={v} ({sizes[k]} rows)" for k, v in fractions.items())
-        require(min(sizes.values()) >= 1 and left >= 1, " and ".join(f"data.{k}" for k in fractions),
-                list(fractions.values()), f"of {rows} rows they leave an empty split: {shown}, {left} to train on")
+        require(
+            min(sizes.values()) >= 1 and left >= 1,
+            " and ".join(f"data.{k}" for k in fractions),
+            list(fractions.values()),
+            f"of {rows} rows they leave an empty split: {shown}, {left} to train on",
+        )
 
 
 def check_data_fits(cfg: DictConfig, datamodule: Any) -> None:
@@ -167,8 +177,10 @@ def check_data_fits(cfg: DictConfig, datamodule: Any) -> None:
     if empty:
         keys = [f"data.{k}" for k in cfg.data if k == "val_size" or str(k).endswith("_fraction")]
         values = [cfg.data[k.split(".", 1)[1]] for k in keys]
-        raise ConfigError(f"{' and '.join(keys)}={values[0] if len(values) == 1 else values} is invalid: it leaves "
-                          f"the {' and '.join(empty)} split empty ({', '.join(f'{s} {n}' for s, n in sizes.items())})")
+        raise ConfigError(
+            f"{' and '.join(keys)}={values[0] if len(values) == 1 else values} is invalid: it leaves "
+            f"the {' and '.join(empty)} split empty ({', '.join(f'{s} {n}' for s, n in sizes.items())})"
+        )
 
 
 def _targets(node: Any, key: str = "") -> Iterator[tuple[str, str]]:
@@ -191,4 +203,6 @@ def _check_targets(cfg: Any) -> None:
         try:
             locate(target)
         except Exception as e:  # ImportError whose last line says which part could not be found
-            raise ConfigError(f"{key}={target!r} is invalid: no such class or function. {str(e).splitlines()[-1]}") from None
+            raise ConfigError(
+                f"{key}={target!r} is invalid: no such class or function. {str(e).splitlines()[-1]}"
+            ) from None
