@@ -62,6 +62,10 @@ CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os
             "scheduler.scheduler.step_size='two' is invalid: must be an integer",
         ),
         (["logger.wandb.mode=online2"], "logger.wandb.mode='online2' is invalid: valid: online, offline, disabled"),
+        (["callbacks.weights.scale=0"], "callbacks.weights.scale=0 is invalid: must be an integer >= 1"),
+        (["callbacks.residuals.bins=0"], "callbacks.residuals.bins=0 is invalid: must be an integer >= 1"),
+        (["callbacks.loss_curves.every_n_epochs=0"], "callbacks.loss_curves.every_n_epochs=0 is invalid"),
+        (["callbacks.divergence.check_every_n_steps=0"], "callbacks.divergence.check_every_n_steps=0 is invalid"),
         (
             ["callbacks.weights=3"],
             "callbacks.weights=3 is invalid: must be a callback: a node with a _target_, or null",
