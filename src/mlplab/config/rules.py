@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import torch
 
-from mlplab.config.types import UNKNOWN, describe
+from mlplab.config.types import describe
 from mlplab.models.mlp import ACTIVATIONS, INITS, NORMS
 from mlplab.utils.errors import ConfigError
 
@@ -211,6 +211,3 @@ def rule_for(key: str) -> Rule | None:
     if dotted in RULES:
         return RULES[dotted]
     return next((rule for pattern, rule in _PATTERNS if pattern.match(dotted)), None)
-
-
-__all__ = ["RULES", "Rule", "require", "rule_for", "UNKNOWN"]

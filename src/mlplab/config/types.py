@@ -41,10 +41,6 @@ def locate(target: str) -> Any:
     return _locate(target)
 
 
-def _qualname(obj: Any) -> str:
-    return f"{obj.__module__}.{obj.__qualname__}"
-
-
 def _hints_of(function: Any) -> dict[str, Any]:
     """Type hints of `function`'s parameters; a hint that cannot be evaluated (a name imported for type checkers
     only) counts as unknown, and a parameter without one takes the type of a bool or number default."""
@@ -55,7 +51,7 @@ def _hints_of(function: Any) -> dict[str, Any]:
         namespace = getattr(inspect.unwrap(function), "__globals__", {})
         for name, annotation in getattr(function, "__annotations__", {}).items():
             try:
-                hints[name] = eval(annotation, namespace) if isinstance(annotation, str) else annotation  # noqa: S307
+                hints[name] = eval(annotation, namespace) if isinstance(annotation, str) else annotation
             except Exception:
                 hints[name] = UNKNOWN
     result = {}
@@ -85,7 +81,7 @@ def parameters(target: str) -> Parameters:
         else [obj]
     )
     hints: dict[str, Any] = {}
-    takes_any = True
+    takes_any = bool(functions)  # a class with no __init__ of its own takes nothing
     for function in functions:
         for name, hint in _hints_of(function).items():
             hints.setdefault(name, hint)
