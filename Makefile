@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install train test test-fast bench clean
+.PHONY: install train test test-fast lint bench clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: $(INSTALLED) ## the whole test suite, slow end-to-end runs on the real dat
 
 test-fast: $(INSTALLED) ## the quick tests only
 	$(PY) -m pytest -m "not slow" $(ARGS)
+
+lint: $(INSTALLED) ## the linter and the formatter's check (ruff, configured in pyproject.toml); `ruff format` fixes the format
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: $(INSTALLED) ## time mlplab against plain PyTorch and the usual DataLoader path (see BENCHMARKS.md)
 	$(PY) -m mlplab.bench $(ARGS)

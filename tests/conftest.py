@@ -11,7 +11,8 @@ import pytest
 from omegaconf import DictConfig
 
 from mlplab.data.idx import write_idx
-from mlplab.utils.config import PROJECT_ROOT, compose_run_config
+from mlplab.config.compose import compose_run_config
+from mlplab.config.location import PROJECT_ROOT
 
 REAL_DATA_DIR = PROJECT_ROOT / "data"
 

@@ -23,7 +23,7 @@ from mlplab.data.sources import md5sum
 from mlplab.eval import evaluate
 from mlplab.run_record import read_run_record
 from mlplab.train import main
-from mlplab.utils.config import CONFIG_DIR, PROJECT_ROOT
+from mlplab.config.location import CONFIG_DIR, PROJECT_ROOT
 from mlplab.utils.wandb_offline import offline_runs
 from tests.conftest import tiny_overrides
 

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from mlplab.train import main
-from mlplab.utils.config import CONFIG_DIR
+from mlplab.config.location import CONFIG_DIR
 from tests.conftest import tiny_overrides
 
 SECRETS = {

@@ -57,9 +57,11 @@ from hydra.utils import instantiate
 from torch import nn
 
 from mlplab.callbacks.timing import synchronize
+from mlplab.config.compose import compose_run_config
+from mlplab.config.location import PROJECT_ROOT
 from mlplab.data.batches import TensorBatches
 from mlplab.models.mlp import MLP
-from mlplab.utils.config import PROJECT_ROOT, compose_run_config
+from mlplab.utils.gpu_probe import skip_nvml_probe_without_driver
 
 PATHS = ("plain", "lightning", "mlplab", "dataloader")  # dataloader last: it leaves the heap fragmented
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
@@ -659,6 +661,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    skip_nvml_probe_without_driver()  # what train.py does: every path measured without the per-step NVML load
     # a benchmark never uploads anything; W&B runs, if the logger is W&B, stay offline and quiet
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")

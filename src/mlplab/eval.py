@@ -8,17 +8,21 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from mlplab.config.location import CONFIG_DIR
+from mlplab.config.resolvers import register_resolvers
+from mlplab.config.validation import validate_config
 from mlplab.utils.checkpoints import CheckpointError, check_fits, load_checkpoint  # noqa: F401 (CheckpointError: API)
-from mlplab.utils.config import CONFIG_DIR, check_devices
 from mlplab.utils.instantiate import build_datamodule, build_module
+from mlplab.utils.process import prepare_process
 from mlplab.utils.report import format_metrics, metric_values
 
 log = logging.getLogger(__name__)
+register_resolvers()
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Rebuild the run stored in `cfg.ckpt_path`, load its weights and test it."""
-    check_devices(cfg.trainer)
+    validate_config(cfg)
     checkpoint = load_checkpoint(cfg.ckpt_path)
     run_cfg = OmegaConf.create(checkpoint["hyper_parameters"])
     # data lives where this machine keeps it, not where the training machine did
@@ -38,6 +42,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
 def main(cfg: DictConfig) -> None:
+    prepare_process()
     evaluate(cfg)
 
 

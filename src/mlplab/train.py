@@ -15,12 +15,16 @@ from mlplab.distributed import end_distributed_run, in_sweep
 from mlplab.loggers.wandb import finish_run
 from mlplab.run_record import RunRecorder
 from mlplab.utils.checkpoints import checkpoint_to_resume
-from mlplab.utils.config import CONFIG_DIR, validate_config
+from mlplab.config.location import CONFIG_DIR
+from mlplab.config.resolvers import register_resolvers
+from mlplab.config.validation import check_data_fits, validate_config
 from mlplab.utils.files import check_writable
 from mlplab.utils.instantiate import build_callbacks, build_datamodule, build_loggers, build_module, build_trainer
+from mlplab.utils.process import prepare_process
 from mlplab.utils.report import best_checkpoint, fit_summary, format_metrics, metric_values
 
 log = logging.getLogger(__name__)
+register_resolvers()
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -44,6 +48,7 @@ def fit_and_test(cfg: DictConfig) -> dict[str, float]:
     torch.set_float32_matmul_precision(cfg.get("matmul_precision", "highest"))
 
     datamodule = build_datamodule(cfg)
+    check_data_fits(cfg, datamodule)  # split sizes only the data files tell: before any logger starts
     module = build_module(cfg, datamodule)
     resume_from = checkpoint_to_resume(cfg, module)
     if resume_from:
@@ -77,6 +82,7 @@ def main(cfg: DictConfig) -> float | None:
     In a sweep, a failing job is recorded, logged and returns the worst value, so the other jobs go on;
     a single run re-raises.
     """
+    prepare_process()
     recorder = RunRecorder(cfg)
     try:
         metrics = train(cfg)

@@ -7,10 +7,12 @@ from sklearn.dummy import DummyRegressor
 from sklearn.linear_model import LogisticRegression
 
 from mlplab.callbacks.baselines import Baselines
+from mlplab.config.validation import validate_config
 from mlplab.data.housing import HousingDataModule
 from mlplab.data.images import FashionMNISTDataModule
 from mlplab.data.sources import Mirror
 from mlplab.train import train
+from mlplab.utils.errors import ConfigError
 from tests.conftest import make_idx_dataset, tiny_overrides
 from tests.statlib import housing_overrides, make_statlib_file
 
@@ -94,9 +96,9 @@ def test_image_baselines_fit_on_a_seeded_subsample_of_the_normalised_training_im
     assert (callback._arrays(dm, "train", 150)[0] == x).all()
 
 
-def test_a_bad_subsample_size_is_rejected():
-    with pytest.raises(ValueError, match="baseline_train_samples=0 must be >= 1"):
-        Baselines({}, max_train_samples=0)
+def test_a_bad_subsample_size_is_rejected(compose_config):
+    with pytest.raises(ConfigError, match="baseline_train_samples=0 is invalid: must be an integer >= 1"):
+        validate_config(compose_config("baseline_train_samples=0"))
 
 
 def test_image_runs_log_the_logistic_regression_baseline(compose_config, tiny_mnist):

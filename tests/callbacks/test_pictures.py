@@ -19,7 +19,7 @@ from mlplab.data.tensor_datamodule import TensorDataModule
 from mlplab.models.mlp import MLP
 from mlplab.models.tasks import RegressionTask
 from mlplab.train import train
-from mlplab.utils.config import compose_run_config
+from mlplab.config.compose import compose_run_config
 from mlplab.utils.instantiate import build_callbacks, build_module, build_trainer
 from tests.conftest import make_idx_dataset, tiny_overrides
 

@@ -1,4 +1,5 @@
 import logging
+import re
 
 import hydra
 import numpy as np
@@ -6,6 +7,7 @@ import pytest
 import torch
 from sklearn.datasets import fetch_california_housing
 
+from mlplab.config.validation import validate_config
 from mlplab.data.housing import (
     STATLIB_MD5,
     STATLIB_NAME,
@@ -17,6 +19,7 @@ from mlplab.data.housing import (
 )
 from mlplab.data.sources import DataUnavailableError, Mirror, fetch_verified, md5sum
 from mlplab.train import train
+from mlplab.utils.errors import ConfigError
 from tests.conftest import md5
 from tests.statlib import housing_overrides, make_statlib_file, write_scikit_learn_cache
 
@@ -149,10 +152,13 @@ def test_a_table_with_other_columns_is_rejected(tmp_path):
         read_statlib(path)
 
 
-@pytest.mark.parametrize("val_fraction, test_fraction", [(0.5, 0.5), (0.0, 0.2), (0.1, 1.2)])
-def test_split_fractions_that_leave_no_split_are_rejected(tmp_path, val_fraction, test_fraction):
-    with pytest.raises(ValueError, match=f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} are invalid"):
-        HousingDataModule(tmp_path, val_fraction=val_fraction, test_fraction=test_fraction)
+@pytest.mark.parametrize("val_fraction, test_fraction, key", [(0.5, 0.5, "data.val_fraction + data.test_fraction"),
+                                                               (0.0, 0.2, "data.val_fraction"), (0.1, 1.2, "data.test_fraction"),
+                                                               (0.1, 0.00001, "data.val_fraction and data.test_fraction")])
+def test_split_fractions_that_leave_no_split_are_rejected(compose_config, val_fraction, test_fraction, key):
+    cfg = compose_config("data=housing", f"data.val_fraction={val_fraction}", f"data.test_fraction={test_fraction}")
+    with pytest.raises(ConfigError, match=f"^{re.escape(key)}=.* is invalid"):
+        validate_config(cfg)
 
 
 def test_a_short_run_learns_the_target_far_better_than_the_mean(compose_config, tmp_path):

@@ -112,7 +112,7 @@ def test_housing_folds_split_the_rows_that_are_not_test_rows_and_leave_the_test_
     ("overrides", "message"),
     [
         (["data.folds=1", "data.fold=0"], "data.folds=1 is invalid: must be an integer >= 2"),
-        (["data.folds=2.5", "data.fold=0"], "data.folds=2.5 is invalid: must be an integer >= 2"),
+        (["data.folds=2.5", "data.fold=0"], "data.folds=2.5 is invalid: must be an integer"),
         (["data.folds=5", "data.fold=5"],
          ("data.fold=5 is invalid: with data.folds=5 it must be an integer in [0, 5) (every fold: -m data.folds=5 "
           "data.fold=0,1,2,3,4)")),

@@ -12,7 +12,7 @@ import pytest
 
 from mlplab.loggers.wandb import WandbLogger, choose_mode, finish_run, has_credentials
 from mlplab.train import main, train
-from mlplab.utils.config import PROJECT_ROOT
+from mlplab.config.location import PROJECT_ROOT
 from mlplab.utils.wandb_offline import OfflineRun, offline_runs
 from tests.conftest import tiny_overrides
 

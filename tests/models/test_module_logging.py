@@ -6,9 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from mlplab.config.validation import validate_config
 from mlplab.models.module import StageMetrics
 from mlplab.models.tasks import ClassificationTask
 from mlplab.train import train
+from mlplab.utils.errors import ConfigError
 from mlplab.utils.instantiate import build_datamodule, build_module
 from tests.conftest import tiny_overrides
 
@@ -78,10 +80,11 @@ def test_compile_switch_compiles_the_network_and_checkpoints_keep_plain_keys(com
     assert module.network._compiled_call_impl is not None  # what nn.Module.compile() sets
 
 
-def test_compile_must_be_a_switch_or_options(compose_config, tiny_mnist):
-    cfg = compose_config(*tiny_overrides(*tiny_mnist), "compile=fast")
-    with pytest.raises(ValueError, match="compile='fast'"):
-        build_module(cfg, build_datamodule(cfg))
+@pytest.mark.parametrize("value", ["fast", "{mode:max-autotune,fast:true}"])
+def test_compile_must_be_a_switch_or_options(compose_config, tiny_mnist, value):
+    cfg = compose_config(*tiny_overrides(*tiny_mnist), f"compile={value}")
+    with pytest.raises(ConfigError, match="compile=.* is invalid: must be true, false or a mapping of torch.compile's"):
+        validate_config(cfg)
 
 
 def test_bf16_autocast_trains_on_the_cpu(compose_config, tiny_mnist):

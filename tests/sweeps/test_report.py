@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from mlplab.run_record import RECORD_NAME, read_run_record, write_json_atomic
 from mlplab.sweeps.report import best_job, log_to_wandb, read_jobs, swept_keys, write_report
 from mlplab.train import main
-from mlplab.utils.config import ConfigError
+from mlplab.utils.errors import ConfigError
 from mlplab.utils.wandb_offline import OfflineRun, offline_runs
 from mlplab.utils.errors import DivergedError
 from tests.conftest import tiny_overrides

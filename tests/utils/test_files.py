@@ -8,7 +8,7 @@ import torch
 
 from mlplab.train import main, train
 from mlplab.utils.checkpoints import AtomicCheckpointIO
-from mlplab.utils.config import ConfigError
+from mlplab.utils.errors import ConfigError
 from mlplab.utils.files import atomic_write
 from tests.conftest import tiny_overrides
 

@@ -61,8 +61,6 @@ class Baselines(L.Callback):
         seed: int = 0,
         cache_dir: str | Path | None = None,
     ) -> None:
-        if max_train_samples is not None and max_train_samples < 1:
-            raise ValueError(f"baseline_train_samples={max_train_samples} must be >= 1 (or null for all rows)")
         self.models = dict(models or {})
         self.enabled = enabled
         self.max_train_samples = max_train_samples

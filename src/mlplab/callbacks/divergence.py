@@ -20,8 +20,6 @@ class DivergenceCheck(L.Callback):
     """
 
     def __init__(self, check_every_n_steps: int = 50) -> None:
-        if check_every_n_steps < 1:
-            raise ValueError(f"check_every_n_steps={check_every_n_steps} must be >= 1")
         self.check_every_n_steps = check_every_n_steps
         self._losses: list[torch.Tensor] = []  # the losses since the last check, one per batch
         self._steps: list[int] = []  # and the step each belongs to, as the loggers number steps

@@ -52,8 +52,6 @@ class LossCurves(L.Callback):
     logs) and draws them to `path` every `every_n_epochs` epochs, at the end of training, and if training fails."""
 
     def __init__(self, path: str | Path, every_n_epochs: int = 10) -> None:
-        if every_n_epochs < 1:
-            raise ValueError(f"every_n_epochs={every_n_epochs} must be >= 1")
         self.path = Path(path)
         self.every_n_epochs = every_n_epochs
         self.history: dict[str, dict[str, dict[int, float]]] = {stage: defaultdict(dict) for stage in STAGES}

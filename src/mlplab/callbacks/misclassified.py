@@ -40,8 +40,6 @@ class MisclassifiedImages(PictureCallback):
 
     def __init__(self, dirpath: str, max_images: int = 36) -> None:
         super().__init__(dirpath)
-        if max_images < 1:
-            raise ValueError(f"max_images={max_images} must be >= 1")
         self.max_images = max_images
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

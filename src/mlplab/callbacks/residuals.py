@@ -28,8 +28,6 @@ class ResidualHistogram(PictureCallback):
 
     def __init__(self, dirpath: str, bins: int = 50) -> None:
         super().__init__(dirpath)
-        if bins < 1:
-            raise ValueError(f"bins={bins} must be >= 1")
         self.bins = bins
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

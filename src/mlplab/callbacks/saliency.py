@@ -59,8 +59,6 @@ class SaliencyMaps(PictureCallback):
 
     def __init__(self, dirpath: str, num_images: int = 4) -> None:
         super().__init__(dirpath)
-        if num_images < 1:
-            raise ValueError(f"num_images={num_images} must be >= 1")
         self.num_images = num_images
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

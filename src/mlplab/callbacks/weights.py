@@ -55,8 +55,6 @@ class FirstLayerWeights(PictureCallback):
 
     def __init__(self, dirpath: str | Path, every_n_epochs: int = 1, max_units: int = 100, scale: int = 2) -> None:
         super().__init__(dirpath)
-        if every_n_epochs < 1 or max_units < 1 or scale < 1:
-            raise ValueError(f"every_n_epochs={every_n_epochs}, max_units={max_units} and scale={scale} must be >= 1")
         self.every_n_epochs = every_n_epochs
         self.max_units = max_units
         self.scale = scale

@@ -28,6 +28,7 @@ STATLIB_COLUMNS = ("longitude", "latitude", "housingMedianAge", "totalRooms", "t
                    "households", "medianIncome", "medianHouseValue")
 STATLIB_NAME = "cal_housing.data"
 STATLIB_MD5 = "2c9da11498c5aa9ed02cf8b7f6e77ea7"
+NUM_ROWS = 20640  # in the official StatLib file
 # scikit-learn's cache of that table (sklearn/datasets/_california_housing.py): the file name, and which
 # StatLib column each of its columns is. ScikitLearnDownload checks that this still holds on every use.
 SCIKIT_LEARN_CACHE = "cal_housing_py3.pkz"
@@ -137,6 +138,8 @@ class HousingDataModule(TensorDataModule):
     """
 
     name = "california_housing"
+    known_rows = NUM_ROWS  # the splits are carved from these (mlplab.config checks the fractions against it)
+    known_md5s = (STATLIB_MD5,)  # a source whose file has another md5 may hold any number of rows
 
     def __init__(
         self,
@@ -153,11 +156,6 @@ class HousingDataModule(TensorDataModule):
         fold: int | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, seed=seed)
-        if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
-            raise ValueError(
-                f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} are invalid: each must be "
-                "in (0, 1) and together below 1, so that some rows are left to train on"
-            )
         self.folder = Path(data_dir) / self.name
         self.sources = list(sources)
         self.val_fraction = val_fraction
@@ -189,11 +187,6 @@ class HousingDataModule(TensorDataModule):
         features, target = features_from_statlib(read_statlib(self.data_file))
         n = len(features)
         n_val, n_test = round(n * self.val_fraction), round(n * self.test_fraction)
-        if min(n_val, n_test, n - n_val - n_test) < 1:
-            raise ValueError(
-                f"data.val_fraction={self.val_fraction} and data.test_fraction={self.test_fraction} of {n} rows "
-                f"leave an empty split (train {n - n_val - n_test}, val {n_val}, test {n_test})"
-            )
         order = seeded_order(n, self.split_seed)
         test_idx, pool = order[:n_test], order[n_test:]  # the test rows are the same whatever the pool's split
         train_idx, val_idx = self.pool_split.split(pool, n_val)

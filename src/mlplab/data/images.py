@@ -37,6 +37,7 @@ class IDXImageDataModule(TensorDataModule):
     default_mean: float | None = None
     default_std: float | None = None
     image_shape = (28, 28)
+    known_rows = 60_000  # training images in the official files, which val_size is carved from (mlplab.config checks it)
 
     def __init__(
         self,
@@ -54,8 +55,6 @@ class IDXImageDataModule(TensorDataModule):
         fold: int | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, seed=seed)
-        if val_size < 1:
-            raise ValueError(f"data.val_size={val_size} must be >= 1")
         self.raw_dir = Path(data_dir) / self.name / "raw"
         self.sources = list(sources)
         self.val_size = val_size
@@ -79,8 +78,6 @@ class IDXImageDataModule(TensorDataModule):
     def load_splits(self) -> dict[str, Split]:
         train_x, train_y = self._read_pair(TRAIN_IMAGES, TRAIN_LABELS)
         test_x, test_y = self._read_pair(TEST_IMAGES, TEST_LABELS)
-        if self.pool_split.folds is None and not 0 < self.val_size < len(train_x):  # folds make val_size moot
-            raise ValueError(f"data.val_size={self.val_size} must be between 1 and {len(train_x) - 1} (training images)")
         pool = seeded_order(len(train_x), self.split_seed)
         train_idx, val_idx = self.pool_split.split(pool, self.val_size, labels=train_y)
         if self.mean is None or self.std is None:

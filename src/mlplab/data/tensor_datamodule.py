@@ -22,8 +22,6 @@ class TensorDataModule(L.LightningDataModule):
 
     def __init__(self, batch_size: int = 64, eval_batch_size: int = 1024, seed: int = 0) -> None:
         super().__init__()
-        if batch_size < 1 or eval_batch_size < 1:
-            raise ValueError(f"data.batch_size={batch_size} and data.eval_batch_size={eval_batch_size} must be >= 1")
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.seed = seed

@@ -37,16 +37,11 @@ def _trunc_normal(weight: torch.Tensor, nonlinearity: str, std: float) -> None:
 INITS = {"kaiming": _kaiming, "xavier": _xavier, "trunc_normal": _trunc_normal}
 
 
-def _choice(kind: str, value: object, valid: Sequence[object]) -> None:
-    if value not in valid:
-        shown = ", ".join(str(v) for v in valid)
-        raise ValueError(f"model.{kind}={value!r} is not supported; valid: {shown}")
-
-
 class MLP(nn.Module):
     """Flatten the input, then `hidden` blocks of Linear -> [norm] -> activation -> [dropout], then Linear.
 
-    An empty `hidden` gives a linear model (logistic or linear regression).
+    An empty `hidden` gives a linear model (logistic or linear regression). Values are checked where the config
+    is (mlplab.config.rules), before anything is built.
     """
 
     def __init__(
@@ -61,14 +56,6 @@ class MLP(nn.Module):
         init_std: float = 0.02,
     ) -> None:
         super().__init__()
-        _choice("activation", activation, list(ACTIVATIONS))
-        _choice("norm", norm, list(NORMS))
-        _choice("init", init, INITS)
-        hidden = list(hidden)
-        if any(int(h) < 1 for h in hidden):
-            raise ValueError(f"model.hidden={hidden} must hold layer widths >= 1 (or be [] for a linear model)")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"model.dropout={dropout} must be in [0, 1)")
         self.activation = activation
         self.init = init
         self.init_std = init_std

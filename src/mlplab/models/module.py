@@ -12,10 +12,7 @@ from torch import nn
 from torchmetrics import MeanMetric, Metric
 
 from mlplab.models.tasks import Task
-from mlplab.utils.gpu_probe import skip_nvml_probe_without_driver
 from mlplab.utils.steps import is_logging_step
-
-skip_nvml_probe_without_driver()  # Lightning's import just set it; on CPU-only machines it slows every step
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
@@ -78,8 +75,6 @@ class MLPModule(L.LightningModule):
         compile: bool | Mapping[str, Any] = False,
     ) -> None:
         super().__init__()
-        if not isinstance(compile, (bool, Mapping)):
-            raise ValueError(f"compile={compile!r} must be true, false or a mapping of torch.compile options")
         self.network = network
         self.compile_options = (dict(compile) if isinstance(compile, Mapping) else {}) if compile else None
         self._compiled = False

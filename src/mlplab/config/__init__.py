@@ -1,0 +1,1 @@
+"""Finding, composing and checking mlplab's Hydra configs (conf/)."""
