@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from PIL import Image
 from mlplab.data.housing import FEATURE_NAMES, STATLIB_NAME, features_from_statlib, read_statlib
 from mlplab.predict import InputError, predict, read_image
 from mlplab.train import train
+from mlplab.utils.checkpoints import CheckpointError, trained_checkpoint
 from mlplab.utils.config import PROJECT_ROOT, compose_run_config
 from mlplab.utils.errors import ConfigError
 from mlplab.utils.instantiate import build_datamodule, build_module
@@ -229,3 +231,26 @@ def test_the_command_line_writes_the_csv_into_its_own_folder_and_says_where(mnis
     assert f"Predictions of {run_dir / 'checkpoints'}" in result.stdout + result.stderr
     assert str(written.resolve()) in result.stdout + result.stderr
     assert [r["file"] for r in _rows(written)] == ["blank.png"]
+
+
+def test_a_run_folder_means_the_best_checkpoint_its_last_checkpoint_records(mnist_run, tmp_path):
+    run_dir, _ = mnist_run
+    best = next((run_dir / "checkpoints").glob("best-*.ckpt"))
+    assert trained_checkpoint(run_dir) == trained_checkpoint(run_dir / "checkpoints") == best
+    moved = tmp_path / "moved"
+    shutil.copytree(run_dir, moved)  # the recorded path still names the old folder: its file is used when there
+    assert trained_checkpoint(moved) == best
+    best.rename(best.with_suffix(".away"))
+    try:  # not there any more: the file of that name in this folder
+        assert trained_checkpoint(moved) == moved / "checkpoints" / best.name
+    finally:
+        best.with_suffix(".away").rename(best)
+    resumed = tmp_path / "resumed" / "checkpoints"  # a resumed run that found no better: its best is in the old folder
+    resumed.mkdir(parents=True)
+    shutil.copy(run_dir / "checkpoints" / "last.ckpt", resumed)
+    assert trained_checkpoint(resumed.parent) == best
+    (moved / "checkpoints" / "last.ckpt").unlink()
+    assert trained_checkpoint(moved) == moved / "checkpoints" / best.name  # no last.ckpt: the only best-*.ckpt
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match=r"'.*empty' is a folder without checkpoints"):
+        trained_checkpoint(tmp_path / "empty")
