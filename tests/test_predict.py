@@ -214,8 +214,10 @@ def test_missing_inputs_and_an_output_over_an_input_are_refused(housing_run, tmp
         _predict(tmp_path, cfg, f"ckpt_path={run_dir}", f"inputs={tmp_path / 'nowhere.csv'}")
     table = tmp_path / "rows.csv"
     table.write_text(",".join(FEATURE_NAMES) + "\n1,2,3,1,5,6,34,-118\n")
-    with pytest.raises(ConfigError, match=r"output='.*rows.csv' is invalid: it is one of the inputs"):
+    with pytest.raises(ConfigError, match=r"output='.*rows.csv' is invalid: it is the input file"):
         _predict(tmp_path, cfg, f"ckpt_path={run_dir}", f"inputs={table}", f"output={table}")
+    with pytest.raises(ConfigError, match=r"output='.*best.ckpt' is invalid: name the .csv file to write"):
+        _predict(tmp_path, cfg, f"ckpt_path={run_dir}", f"inputs={table}", f"output={tmp_path / 'best.ckpt'}")
     assert table.read_text() == ",".join(FEATURE_NAMES) + "\n1,2,3,1,5,6,34,-118\n"
 
 

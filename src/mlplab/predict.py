@@ -24,6 +24,7 @@ from PIL import Image, ImageOps
 from mlplab.data.images import IDXImageDataModule
 from mlplab.models.module import MLPModule
 from mlplab.models.tasks import ClassificationTask, Task
+from mlplab.utils.checkpoints import CheckpointError
 from mlplab.utils.config import CONFIG_DIR
 from mlplab.utils.errors import ConfigError
 from mlplab.utils.files import write_text
@@ -43,32 +44,33 @@ def predict(cfg: DictConfig) -> Path:
     inputs, output = Path(cfg.inputs).expanduser(), Path(cfg.output).expanduser()
     if not inputs.exists():
         raise ConfigError(f"inputs={str(cfg.inputs)!r} is invalid: no such file or folder")
-    if output.is_dir():
-        raise ConfigError(f"output={str(cfg.output)!r} is invalid: it is a folder; name the CSV to write, "
-                          f"e.g. output={output / 'predictions.csv'}")
+    if output.suffix.lower() != ".csv" or output.is_dir():  # never over an image, a checkpoint, a folder
+        raise ConfigError(f"output={str(cfg.output)!r} is invalid: name the .csv file to write, e.g. output=predictions.csv")
+    if output.resolve() == inputs.resolve():
+        raise ConfigError(f"output={str(cfg.output)!r} is invalid: it is the input file; name another file")
     run = load_trained_run(cfg.ckpt_path, cfg.paths)
     restore_input_statistics(run)
-    datamodule, task = run.datamodule, run.datamodule.task
-    if isinstance(datamodule, IDXImageDataModule):
-        files = image_files(inputs)
-        raw = torch.stack([read_image(f, datamodule.image_shape, invert=cfg.get("invert", False)) for f in files])
-        warn_if_dark_on_light(files, raw)
-        header, rows = ["file"], [[f.name] for f in files]
-    elif getattr(task, "feature_names", None):
-        files = [inputs]
-        header, rows, raw = read_table(inputs, task.feature_names)
-    else:
-        raise ConfigError(f"ckpt_path={str(cfg.ckpt_path)!r}: predict.py reads images or tables of named features; "
-                          f"{type(datamodule).__name__} gives neither")
-    if output.resolve() in {f.resolve() for f in files}:
-        raise ConfigError(f"output={str(cfg.output)!r} is invalid: it is one of the inputs; name another file")
-
-    names, values = prediction_columns(task, network_outputs(run.module, datamodule.prepare_inputs(raw)))
+    header, rows, raw = read_inputs(run, inputs, invert=cfg.get("invert", False))
+    names, values = prediction_columns(run.datamodule.task, network_outputs(run.module, run.datamodule.prepare_inputs(raw)))
     echoed = [i for i, name in enumerate(header) if name not in names]  # an earlier prediction is replaced, not doubled
     write_csv(output, [header[i] for i in echoed] + names, [[row[i] for i in echoed] + v for row, v in zip(rows, values)])
-    log.info("Predictions of %s for %d %s: %s", run.ckpt_path, len(rows), "images" if header == ["file"] else "rows",
-             output.resolve())
+    log.info("Predictions of %s for %d input(s) from %s: %s", run.ckpt_path, len(rows), inputs, output.resolve())
     return output
+
+
+def read_inputs(run: TrainedRun, inputs: Path, invert: bool = False) -> tuple[list[str], list[list[str]], torch.Tensor]:
+    """(the CSV's leading columns, their values for each input, the raw inputs that `prepare_inputs` takes)."""
+    datamodule = run.datamodule
+    if isinstance(datamodule, IDXImageDataModule):
+        files = image_files(inputs)
+        images = torch.stack([read_image(f, datamodule.image_shape, invert=invert) for f in files])
+        warn_if_dark_on_light(files, images)
+        return ["file"], [[f.name] for f in files], images
+    feature_names = getattr(datamodule.task, "feature_names", None)
+    if feature_names:
+        return read_table(inputs, feature_names)
+    raise CheckpointError(f"{run.ckpt_path}: predict.py reads images or tables of named features, and "
+                          f"{type(datamodule).__name__} has neither")
 
 
 def restore_input_statistics(run: TrainedRun) -> None:
