@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -256,3 +257,20 @@ def test_a_run_folder_means_the_best_checkpoint_its_last_checkpoint_records(mnis
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match=r"'.*empty' is a folder without checkpoints"):
         trained_checkpoint(tmp_path / "empty")
+
+
+def test_last_means_the_single_run_saved_most_recently_under_the_output_root(mnist_run, tmp_path):
+    run_dir, _ = mnist_run
+    for age, name in ((100, "older"), (0, "newer")):
+        copy = tmp_path / "outputs" / name / "runs" / "2026-01-01_00-00-00"
+        shutil.copytree(run_dir, copy)
+        last = copy / "checkpoints" / "last.ckpt"
+        checkpoint = torch.load(last, weights_only=True)
+        best = next((copy / "checkpoints").glob("best-*.ckpt"))
+        for state in checkpoint["callbacks"].values():
+            state["best_model_path"] = str(best)
+        torch.save(checkpoint, last)
+        os.utime(last, (time.time() - age, time.time() - age))
+    assert trained_checkpoint("last", tmp_path / "outputs") == best  # the newer one's
+    with pytest.raises(CheckpointError, match=r"ckpt_path=last: no run under .*nowhere/<task>/runs has a checkpoints/last.ckpt"):
+        trained_checkpoint("last", tmp_path / "nowhere")

@@ -135,6 +135,8 @@ def warn_if_dark_on_light(files: Sequence[Path], images: torch.Tensor) -> None:
 def read_table(path: Path, feature_names: Sequence[str]) -> tuple[list[str], list[list[str]], torch.Tensor]:
     """A CSV with a header row: (header, rows as text, the feature columns as float64 (N, features), in
     `feature_names`' order). Columns may come in any order; the others are kept as text for the output."""
+    if path.is_dir():
+        raise InputError(f"{path} is a folder: this model reads one CSV file of feature rows ({', '.join(feature_names)})")
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: Excel's byte order mark
             reader = csv.reader(f)

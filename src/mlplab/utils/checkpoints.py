@@ -122,13 +122,20 @@ def checkpoint_to_resume(cfg: DictConfig, module: nn.Module) -> str | None:
     return str(path)
 
 
-def trained_checkpoint(ckpt_path: str | Path) -> Path:
-    """The checkpoint eval.py and predict.py use: a file as given; for a run folder, its best checkpoint.
+def trained_checkpoint(ckpt_path: str | Path, output_root: str | Path | None = None) -> Path:
+    """The checkpoint eval.py and predict.py use: a file as given; for a run folder, its best checkpoint;
+    `last`: the best checkpoint of the single run (any task) most recently saved under `output_root`.
 
     The best is the one the run's own test used: the best path recorded in its `last.ckpt` (after a
     resume that may lie in the earlier run's folder), else its only `best-*.ckpt`; a run that kept no
     best (no monitored metric) gives its `last.ckpt`.
     """
+    if str(ckpt_path) == "last":
+        saved = list(Path(output_root or ".").glob(f"*/runs/*/checkpoints/{LAST}"))
+        if not saved:
+            raise CheckpointError(f"ckpt_path=last: no run under {output_root}/<task>/runs has a checkpoints/{LAST}: "
+                                  "train one first, or pass a run folder or a .ckpt file")
+        ckpt_path = max(saved, key=lambda p: p.stat().st_mtime).parents[1]
     path = Path(ckpt_path).expanduser()
     if not path.is_dir():
         return path

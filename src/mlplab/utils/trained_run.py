@@ -26,9 +26,10 @@ class TrainedRun:
 def load_trained_run(ckpt_path: str | Path, paths: DictConfig, data: DictConfig | None = None) -> TrainedRun:
     """Rebuild the run stored in `ckpt_path` (a .ckpt file or a run folder) and load its weights.
 
-    `paths`: this machine's `paths` (data_dir, data_mirror); `data`: another data set's config instead of the run's.
+    `ckpt_path=last`: the single run most recently saved under `paths.output_root`. `paths`: this machine's
+    `paths` (output_root, data_dir, data_mirror); `data`: another data set's config instead of the run's.
     """
-    path = trained_checkpoint(ckpt_path)
+    path = trained_checkpoint(ckpt_path, paths.output_root)
     checkpoint = load_checkpoint(path)
     run_cfg = OmegaConf.create(checkpoint["hyper_parameters"])
     # data lives where this machine keeps it, not where the training machine did
