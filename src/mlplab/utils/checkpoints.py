@@ -122,7 +122,7 @@ def checkpoint_to_resume(cfg: DictConfig, module: nn.Module) -> str | None:
     return str(path)
 
 
-def trained_checkpoint(ckpt_path: str | Path, output_root: str | Path | None = None) -> Path:
+def trained_checkpoint(ckpt_path: str | Path, output_root: str | Path = "outputs") -> Path:
     """The checkpoint eval.py and predict.py use: a file as given; for a run folder, its best checkpoint;
     `last`: the best checkpoint of the single run (any task) most recently saved under `output_root`.
 
@@ -131,7 +131,7 @@ def trained_checkpoint(ckpt_path: str | Path, output_root: str | Path | None = N
     best (no monitored metric) gives its `last.ckpt`.
     """
     if str(ckpt_path) == "last":
-        saved = list(Path(output_root or ".").glob(f"*/runs/*/checkpoints/{LAST}"))
+        saved = list(Path(output_root).glob(f"*/runs/*/checkpoints/{LAST}"))
         if not saved:
             raise CheckpointError(f"ckpt_path=last: no run under {output_root}/<task>/runs has a checkpoints/{LAST}: "
                                   "train one first, or pass a run folder or a .ckpt file")
