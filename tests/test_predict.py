@@ -18,7 +18,8 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from mlplab.data.housing import FEATURE_NAMES, STATLIB_NAME, features_from_statlib, read_statlib
-from mlplab.predict import InputError, predict, read_image
+from mlplab.data.images import FashionMNISTDataModule
+from mlplab.predict import InputError, prediction_columns, predict, read_image
 from mlplab.train import train
 from mlplab.utils.checkpoints import CheckpointError, trained_checkpoint
 from mlplab.utils.config import PROJECT_ROOT, compose_run_config
@@ -274,3 +275,13 @@ def test_last_means_the_single_run_saved_most_recently_under_the_output_root(mni
     assert trained_checkpoint("last", tmp_path / "outputs") == best  # the newer one's
     with pytest.raises(CheckpointError, match=r"ckpt_path=last: no run under .*nowhere/<task>/runs has a checkpoints/last.ckpt"):
         trained_checkpoint("last", tmp_path / "nowhere")
+
+
+def test_fashion_mnist_rows_name_the_class_and_a_probability_column_per_class(tmp_path):
+    task = FashionMNISTDataModule(tmp_path).task
+    outputs = torch.zeros(2, 10)
+    outputs[0, 9], outputs[1, 0] = 5.0, 5.0
+    names, values = prediction_columns(task, outputs)
+    assert names == ["class", "class_name", *(f"p_{name}" for name in FashionMNISTDataModule.class_names)]
+    assert [v[:2] for v in values] == [["9", "Ankle boot"], ["0", "T-shirt/top"]]
+    assert sum(float(p) for p in values[0][2:]) == pytest.approx(1, abs=1e-5)
