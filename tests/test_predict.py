@@ -19,7 +19,7 @@ from PIL import Image
 
 from mlplab.data.housing import FEATURE_NAMES, STATLIB_NAME, features_from_statlib, read_statlib
 from mlplab.data.images import FashionMNISTDataModule
-from mlplab.predict import InputError, prediction_columns, predict, read_image
+from mlplab.predict import InputError, predict, prediction_columns, read_image
 from mlplab.train import train
 from mlplab.utils.checkpoints import CheckpointError, trained_checkpoint
 from mlplab.utils.config import PROJECT_ROOT, compose_run_config
