@@ -81,3 +81,11 @@ def test_weights_that_do_not_fit_their_own_config_name_the_layer(compose_config,
     with pytest.raises(CheckpointError, match=r"holds a different network: network.layers.1.weight is \(32, 784\) there "
                                               r"but \(64, 784\) here"):
         _evaluate(compose_config, tiny_mnist[0], f"ckpt_path={edited}")
+
+
+def test_a_run_folder_is_evaluated_with_its_best_checkpoint(compose_config, tiny_mnist, trained, caplog):
+    run_folder = trained.parents[1]
+    with caplog.at_level("INFO", logger="mlplab.eval"):
+        from_folder = _evaluate(compose_config, tiny_mnist[0], f"ckpt_path={run_folder}")
+    assert f"Test metrics of {trained}" in caplog.text
+    assert from_folder == _evaluate(compose_config, tiny_mnist[0], f"ckpt_path={trained}")

@@ -26,6 +26,8 @@ def group_options(config_name: str) -> list[list[str]]:
         runs += [[f"{group.name}={option.stem}"] for option in sorted(group.glob("*.yaml"))]
     if config_name == "eval":  # its `data` options read the checkpoint's ${seed}: the train walk checks them
         runs = [["ckpt_path=run.ckpt", *r] for r in runs if not r or r[0].split("=")[0] in ("accelerator", "paths")]
+    if config_name == "predict":
+        runs = [["ckpt_path=run.ckpt", "inputs=digits", *r] for r in runs if not r or r[0].startswith("paths=")]
     return runs
 
 
@@ -59,7 +61,7 @@ def set_key(container: dict, key: str, value: Any) -> None:
     node[int(parts[-1]) if isinstance(node, list) else parts[-1]] = value
 
 
-@pytest.mark.parametrize("config_name", ["train", "eval"])
+@pytest.mark.parametrize("config_name", ["train", "eval", "predict"])
 def test_every_key_refuses_a_value_of_the_wrong_type_naming_the_key(tmp_path, config_name):
     checked: set[str] = set()
     for overrides in group_options(config_name):
@@ -75,4 +77,4 @@ def test_every_key_refuses_a_value_of_the_wrong_type_naming_the_key(tmp_path, co
                 validate_config(OmegaConf.create(broken))
             message = str(error.value)
             assert message.startswith((f"{key}=", f"{key} ")), f"{overrides} {key}={wrong_value(value)!r}: {message}"
-    assert len(checked) > (150 if config_name == "train" else 15)  # the walk did reach the keys
+    assert len(checked) > {"train": 150, "eval": 15, "predict": 8}[config_name]  # the walk did reach the keys

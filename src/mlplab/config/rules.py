@@ -117,12 +117,16 @@ RULES: dict[str, Rule] = {
     "baseline_models.*": node("a scikit-learn estimator", null=True),
     "callbacks.baselines.models.*": node("a scikit-learn estimator", null=True),
     "data.sources.*": node("a data source"),
-    # the run (conf/train.yaml, conf/eval.yaml)
+    # the run (conf/train.yaml, conf/eval.yaml, conf/predict.yaml)
     "task_name": typed(str),
     "seed": Rule("must be an integer in [0, 2**32 - 1]", lambda v: 0 <= v < 2**32, int),
     "lr": interval(0, None, low_open=True, type=float),
     "optimized_metric": typed(str),
     "ckpt_path": typed(str | None),
+    # predict.py (conf/predict.yaml)
+    "inputs": typed(str),
+    "output": typed(str),
+    "invert": typed(bool),
     "torch_threads": at_least(1, null="torch's default"),
     "baselines": typed(bool),
     "compile": Rule(

@@ -195,6 +195,21 @@ class HousingDataModule(TensorDataModule):
         self.feature_mean = x[train_idx].mean(dim=0)
         std = x[train_idx].std(dim=0)
         self.feature_std = torch.where(std > 0, std, torch.ones_like(std))  # a constant feature stays 0, not NaN
-        x = ((x - self.feature_mean) / self.feature_std).float()
-        y = y.float()
+        x, y = self.prepare_inputs(x), y.float()
         return {"train": (x[train_idx], y[train_idx]), "val": (x[val_idx], y[val_idx]), "test": (x[test_idx], y[test_idx])}
+
+    def prepare_inputs(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw feature rows (N, 8), columns in FEATURE_NAMES' order, standardised with the training split's statistics."""
+        if self.feature_mean is None or self.feature_std is None:
+            raise RuntimeError("California housing: no feature statistics yet: call setup() or load_state_dict() first")
+        return ((raw.double() - self.feature_mean) / self.feature_std).float()
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The training split's feature statistics, kept in checkpoints: predict.py standardises new rows with them."""
+        if self.feature_mean is None or self.feature_std is None:
+            return {}
+        return {"feature_mean": self.feature_mean, "feature_std": self.feature_std}
+
+    def load_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
+        self.feature_mean = state_dict["feature_mean"].double()
+        self.feature_std = state_dict["feature_std"].double()

@@ -89,9 +89,25 @@ class IDXImageDataModule(TensorDataModule):
             "test": (test_x, test_y),
         }
 
+    def prepare_inputs(self, raw: torch.Tensor) -> torch.Tensor:
+        """uint8 images, (N, 28, 28) or flat (N, 784), to flat floats: scaled to [0, 1] and normalised."""
+        if raw.dtype != torch.uint8:  # a float input would be scaled twice (and changed in place)
+            raise TypeError(f"{self.name} inputs must be uint8 images (pixel values 0-255), not {raw.dtype}")
+        if self.mean is None or self.std is None:
+            raise RuntimeError(f"{self.name}: no normalisation yet: call setup() or load_state_dict() first")
+        return raw.reshape(len(raw), -1).float().div_(255).sub_(self.mean).div_(self.std)
+
     def to_device(self, x: torch.Tensor, device: torch.device) -> torch.Tensor:
         # uint8 travels (4x smaller); the float conversion happens once, on the device
-        return x.to(device).float().div_(255).sub_(self.mean).div_(self.std)
+        return self.prepare_inputs(x.to(device))
+
+    def state_dict(self) -> dict[str, float]:
+        """The normalisation, kept in checkpoints: predict.py prepares new images without the training data."""
+        return {} if self.mean is None or self.std is None else {"mean": self.mean, "std": self.std}
+
+    def load_state_dict(self, state_dict: dict[str, float]) -> None:
+        self.mean, self.std = float(state_dict["mean"]), float(state_dict["std"])
+        self._on_device.clear()  # converted with the previous normalisation
 
     def _read_pair(self, images_name: str, labels_name: str) -> Split:
         images, labels = read_idx(self.raw_dir / images_name), read_idx(self.raw_dir / labels_name)

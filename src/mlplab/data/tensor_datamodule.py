@@ -41,6 +41,11 @@ class TensorDataModule(L.LightningDataModule):
         """Return {"train": (x, y), "val": ..., "test": ...} as CPU tensors."""
         raise NotImplementedError
 
+    def prepare_inputs(self, raw: torch.Tensor) -> torch.Tensor:
+        """Map raw inputs (images as uint8, feature rows as read) to the network's inputs, exactly as the
+        training data is prepared; predict.py feeds new inputs through it."""
+        raise NotImplementedError
+
     def to_device(self, x: torch.Tensor, device: torch.device) -> torch.Tensor:
         """Turn stored features into the network's input on `device` (images: uint8 -> normalised float)."""
         return x.to(device)

@@ -120,3 +120,47 @@ def checkpoint_to_resume(cfg: DictConfig, module: nn.Module) -> str | None:
         )
     check_fits(load_checkpoint(path), module, cfg, path)
     return str(path)
+
+
+def trained_checkpoint(ckpt_path: str | Path, output_root: str | Path = "outputs") -> Path:
+    """The checkpoint eval.py and predict.py use: a file as given; for a run folder, its best checkpoint;
+    `last`: the best checkpoint of the single run (any task) most recently saved under `output_root`.
+
+    The best is the one the run's own test used: the best path recorded in its `last.ckpt` (after a
+    resume that may lie in the earlier run's folder), else its only `best-*.ckpt`; a run that kept no
+    best (no monitored metric) gives its `last.ckpt`.
+    """
+    if str(ckpt_path) == "last":
+        saved = list(Path(output_root).glob(f"*/runs/*/checkpoints/{LAST}"))
+        if not saved:
+            raise CheckpointError(f"ckpt_path=last: no run under {output_root}/<task>/runs has a checkpoints/{LAST}: "
+                                  "train one first, or pass a run folder or a .ckpt file")
+        ckpt_path = max(saved, key=lambda p: p.stat().st_mtime).parents[1]
+    path = Path(ckpt_path).expanduser()
+    if not path.is_dir():
+        return path
+    folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    recorded = _recorded_best(folder / LAST)
+    if recorded is not None:
+        for candidate in (recorded, folder / recorded.name):  # the run folder may have moved since
+            if candidate.is_file():
+                return candidate
+    bests = sorted(folder.glob("best-*.ckpt"))
+    if len(bests) == 1:
+        return bests[0]
+    if len(bests) > 1:
+        raise CheckpointError(f"ckpt_path={str(path)!r} holds several best checkpoints ({', '.join(p.name for p in bests)}) "
+                              f"and no {LAST} that says which is best: pass one, ckpt_path={bests[-1]}")
+    if (folder / LAST).is_file():
+        return folder / LAST
+    raise CheckpointError(f"ckpt_path={str(path)!r} is a folder without checkpoints (best-*.ckpt or {LAST}): "
+                          "pass a run folder or a .ckpt file")
+
+
+def _recorded_best(last: Path) -> Path | None:
+    """The best checkpoint that the ModelCheckpoint state in `last` names, if any."""
+    if not last.is_file():
+        return None
+    callbacks = load_checkpoint(last).get("callbacks", {})
+    paths = [state.get("best_model_path") for state in callbacks.values() if isinstance(state, dict)]
+    return next((Path(p) for p in paths if p), None)
