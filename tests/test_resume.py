@@ -125,3 +125,46 @@ def test_resume_errors_say_what_is_wrong(compose_config, tiny_mnist, tmp_path):
         _run(compose_config, tmp_path, "first", *_overrides(tiny_mnist), f"ckpt_path={tmp_path / 'first'}")
     with pytest.raises(CheckpointError, match="is a folder without checkpoints/last.ckpt"):
         _run(compose_config, tmp_path, "third", *_overrides(tiny_mnist), f"ckpt_path={tmp_path}")
+
+
+def _module_for_metrics():
+    from functools import partial
+
+    from mlplab.models.module import MLPModule
+    from mlplab.models.tasks import ClassificationTask
+
+    return MLPModule(torch.nn.Linear(4, 3), ClassificationTask(3), optimizer=partial(torch.optim.SGD, lr=0.1))
+
+
+def test_a_checkpoint_at_any_step_resumes_the_epochs_training_metrics_bit_for_bit(tmp_path, monkeypatch):
+    monkeypatch.setattr("mlplab.models.module.StageMetrics.flush_every", 4)  # several updates per epoch
+    generator = torch.Generator().manual_seed(0)
+    # losses of very different sizes, so that how the float sum is chunked shows in its last bits
+    steps = [(torch.rand((), generator=generator) * 10.0 ** torch.randint(-3, 4, (), generator=generator).item(),
+              torch.randn(32, 3, generator=generator), torch.randint(0, 3, (32,), generator=generator)) for _ in range(10)]
+    uninterrupted = _module_for_metrics()
+    for step in steps:
+        uninterrupted.train_metrics.keep(*step)
+    uninterrupted.train_metrics.update()
+    expected = uninterrupted.train_metrics.loss.compute()
+    # the test can fail: counting the kept steps at a checkpoint (chunks cut at the checkpoint) changes the sum
+    losses = torch.cat([loss.expand(32) for loss, _, _ in steps])
+    assert any(losses[:cut * 32].sum() + losses[cut * 32:].sum() != losses.sum() for cut in range(1, len(steps)))
+
+    for cut in range(1, len(steps)):
+        interrupted = _module_for_metrics()
+        for step in steps[:cut]:
+            interrupted.train_metrics.keep(*step)
+        checkpoint = {"state_dict": interrupted.state_dict()}
+        interrupted.on_save_checkpoint(checkpoint)
+        torch.save(checkpoint, tmp_path / "last.ckpt")
+        checkpoint = torch.load(tmp_path / "last.ckpt", weights_only=True)
+
+        resumed = _module_for_metrics()
+        resumed.on_load_checkpoint(checkpoint)
+        resumed.load_state_dict(checkpoint["state_dict"])
+        for step in steps[cut:]:
+            resumed.train_metrics.keep(*step)
+        resumed.train_metrics.update()
+        assert resumed.train_metrics.loss.compute().item() == expected.item(), f"checkpoint after step {cut}"
+        assert resumed.train_metrics.values.compute() == uninterrupted.train_metrics.values.compute()
