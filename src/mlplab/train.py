@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 import hydra
@@ -14,11 +15,12 @@ from omegaconf import DictConfig
 from mlplab.distributed import end_distributed_run, in_sweep
 from mlplab.loggers.wandb import finish_run
 from mlplab.run_record import RunRecorder
-from mlplab.utils.checkpoints import checkpoint_to_resume
+from mlplab.utils.checkpoints import CheckpointError, checkpoint_to_resume
 from mlplab.utils.config import CONFIG_DIR, validate_config
 from mlplab.utils.files import check_writable
 from mlplab.utils.instantiate import build_callbacks, build_datamodule, build_loggers, build_module, build_trainer
 from mlplab.utils.report import best_checkpoint, fit_summary, format_metrics, metric_values
+from mlplab.utils.resume import resume_arguments
 
 log = logging.getLogger(__name__)
 
@@ -90,5 +92,14 @@ def main(cfg: DictConfig) -> float | None:
     return recorder.completed(metrics)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """`python train.py ...`: `ckpt_path=<run>` becomes that run's own overrides (mlplab.utils.resume), then Hydra runs."""
+    try:
+        sys.argv[1:] = resume_arguments(sys.argv[1:])
+    except CheckpointError as error:
+        raise SystemExit(f"CheckpointError: {error}") from None
     main()
+
+
+if __name__ == "__main__":
+    cli()
