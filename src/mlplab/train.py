@@ -15,8 +15,10 @@ from omegaconf import DictConfig
 from mlplab.distributed import end_distributed_run, in_sweep
 from mlplab.loggers.wandb import finish_run
 from mlplab.run_record import RunRecorder
+from mlplab.sweeps.resume import start_sweep_job, sweep_resume_arguments
 from mlplab.utils.checkpoints import CheckpointError, checkpoint_to_resume
 from mlplab.utils.config import CONFIG_DIR, validate_config
+from mlplab.utils.errors import ConfigError
 from mlplab.utils.files import check_writable
 from mlplab.utils.instantiate import build_callbacks, build_datamodule, build_loggers, build_module, build_trainer
 from mlplab.utils.report import best_checkpoint, fit_summary, format_metrics, metric_values
@@ -79,6 +81,9 @@ def main(cfg: DictConfig) -> float | None:
     In a sweep, a failing job is recorded, logged and returns the worst value, so the other jobs go on;
     a single run re-raises.
     """
+    job = start_sweep_job(cfg)  # a sweep job already completed, or trained by another process, is not run again
+    if not job.train:
+        return job.objective
     recorder = RunRecorder(cfg)
     try:
         metrics = train(cfg)
@@ -93,10 +98,11 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def cli() -> None:
-    """`python train.py ...`: `ckpt_path=<run>` becomes that run's own overrides (mlplab.utils.resume), then Hydra runs."""
+    """`python train.py ...`: `ckpt_path=<run>` becomes that run's own overrides (mlplab.utils.resume), and
+    `-m sweep_resume=<sweep>` that sweep's (mlplab.sweeps.resume); then Hydra runs."""
     try:
-        sys.argv[1:] = resume_arguments(sys.argv[1:])
-    except CheckpointError as error:
+        sys.argv[1:] = resume_arguments(sweep_resume_arguments(sys.argv[1:]))
+    except (CheckpointError, ConfigError) as error:
         raise SystemExit(f"CheckpointError: {error}") from None
     main()
 

@@ -198,7 +198,9 @@ def checkpoint_to_resume(cfg: DictConfig, module: nn.Module) -> str | None:
         return None
     output_dir = Path(cfg.paths.output_dir).resolve()
     path = resolve_ckpt_path(cfg.ckpt_path, Path(cfg.paths.output_root) / cfg.task_name / "runs", exclude=output_dir)
-    if output_dir in path.resolve().parents:
+    from mlplab.sweeps.resume import resuming_own_job  # a sweep job resumes in its own folder: it keeps its number
+
+    if output_dir in path.resolve().parents and not resuming_own_job(cfg, path):
         raise CheckpointError(
             f"ckpt_path={str(path)!r} is inside this run's own folder {output_dir}: resuming there would overwrite its "
             "logs. Resume into a new folder (leave hydra.run.dir unset); the old run's files stay as they are."
