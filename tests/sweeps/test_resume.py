@@ -182,3 +182,20 @@ def test_an_optuna_study_in_sql_storage_continues_toward_its_total_in_the_same_f
     assert [read_run_record(sweep / str(n))["objective"] for n in range(3)] == [t.value for t in study.trials]
     search(3)
     assert len(optuna.load_study(study_name="mnist_mlp", storage=storage).trials) == 3 and not (sweep / "3").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["parallel", "submitit_local"])
+def test_parallel_and_submitit_reruns_launch_only_the_jobs_to_run_with_their_numbers(tiny_mnist, tmp_path, launcher):
+    from tests.test_scaling import run_train
+
+    sweep = tmp_path / "sweep"
+    common = [f"hydra/launcher={launcher}", *sweep_args(tiny_mnist, sweep, epochs=1)[1:]]
+    run_train("-m", *common, "lr=1e-3,1e-2")
+    before = {n: digest(sweep / str(n)) for n in (0, 1)}
+    run_train("-m", *common, "lr=1e-3,1e-2,1e-1")  # one more value: only its job runs, as job 2
+    assert {n: digest(sweep / str(n)) for n in (0, 1)} == before
+    records = [read_run_record(sweep / str(n)) for n in range(3)]
+    assert [(r["status"], r["job"]["num"], r["overrides"][-1]) for r in records] == [
+        ("completed", 0, "lr=0.001"), ("completed", 1, "lr=0.01"), ("completed", 2, "lr=0.1")]
+    assert records[2]["pid"] not in (records[0]["pid"], records[1]["pid"], os.getpid())  # a worker process of its own

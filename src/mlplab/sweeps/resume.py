@@ -110,14 +110,19 @@ def _read_jobs_file(sweep_dir: Path) -> dict[tuple[str, ...], int]:
     if path.is_file():
         import json
 
-        return {tuple(job["overrides"]): int(job["num"]) for job in json.loads(path.read_text())["jobs"]}
+        return {_identity(job["overrides"]): int(job["num"]) for job in json.loads(path.read_text())["jobs"]}
     jobs = {}
     for record_file in sweep_dir.glob("*/run_record.json"):
         record = read_run_record(record_file.parent) or {}
         number = (record.get("job") or {}).get("num")
         if number is not None:
-            jobs[tuple(record.get("overrides", []))] = int(number)
+            jobs[_identity(record.get("overrides", []))] = int(number)
     return jobs
+
+
+def _identity(overrides: Iterable[str]) -> tuple[str, ...]:
+    """What makes a job the same job: its overrides, in any order (a resumed job's own ckpt_path left out)."""
+    return tuple(sorted(o for o in overrides if _key(o) != "ckpt_path"))
 
 
 def _values_by_key(jobs: Iterable[Sequence[str]]) -> dict[str, list[str]]:
@@ -164,7 +169,7 @@ def _decide(folder: Path, overrides: tuple[str, ...], rerun: Sequence[str]) -> t
         return "keep", "another process is training it now"
     if record is None:
         return "run", "not started" if not folder.is_dir() else "started, but ended before its record was written"
-    if [o for o in record.get("overrides", []) if _key(o) != "ckpt_path"] != list(overrides):
+    if _identity(record.get("overrides", [])) != _identity(overrides):
         raise SweepMismatchError(f"job folder {folder} holds another job ({' '.join(record.get('overrides', []))}); "
                                  f"it is never overwritten. Rerun into a new folder (leave hydra.sweep.dir unset)")
     status = record.get("status")
@@ -196,28 +201,31 @@ def plan_sweep(sweep_dir: Path, jobs: Sequence[Sequence[str]], job_folder: Any, 
     with _locked(sweep_dir / ".sweep.lock"):
         known = _read_jobs_file(sweep_dir)
         asked = [tuple(job) for job in jobs]
+        asked_ids = [_identity(job) for job in asked]
         if known:
-            same_keys = {tuple(_key(o) for o in job) for job in known} == {tuple(_key(o) for o in job) for job in asked}
-            if not same_keys or not set(known) & set(asked):
+            same_keys = {tuple(map(_key, job)) for job in known} == {tuple(map(_key, job)) for job in asked_ids}
+            if not same_keys or not set(known) & set(asked_ids):
                 raise SweepMismatchError(
                     f"this command's jobs are not the sweep in {sweep_dir} "
                     f"({'other override keys' if not same_keys else 'no job in common'}); nothing was run:\n  "
                     f"{_difference(known, asked)}\nResume that sweep with: {sweep_resume_command(sweep_dir)}, or "
                     "sweep other keys in a new folder (leave hydra.sweep.dir unset)"
                 )
-            added = [job for job in asked if job not in known]
+            added = [job for job in asked_ids if job not in known]
             if added:
                 log.info("Adding %d job(s) to the sweep in %s:\n  %s", len(added), sweep_dir, _difference(known, asked))
         next_num = max(known.values(), default=-1) + 1
         plan = []
-        for overrides in asked:
-            if overrides not in known:
-                known[overrides] = next_num
+        overrides_of = {_identity(job): list(job) for job in known}
+        for overrides, identity in zip(asked, asked_ids):
+            if identity not in known:
+                known[identity] = next_num
                 next_num += 1
-            num = known[overrides]
+            overrides_of[identity] = list(overrides)
+            num = known[identity]
             action, why = _decide(Path(job_folder(num, overrides)), overrides, rerun)
             plan.append(PlannedJob(num, overrides, action, why))
-        write_json(sweep_dir / JOBS_FILE, {"jobs": [{"num": n, "overrides": list(o)} for o, n in
+        write_json(sweep_dir / JOBS_FILE, {"jobs": [{"num": n, "overrides": overrides_of[identity]} for identity, n in
                                                     sorted(known.items(), key=lambda item: item[1])]})
     kept = [job for job in plan if job.action == "keep"]
     if kept:
