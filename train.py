@@ -1,6 +1,6 @@
 """Train an MLP: `python train.py [overrides]`, sweeps with `-m`. See conf/train.yaml."""
 
-from mlplab.train import main
+from mlplab.train import cli
 
 if __name__ == "__main__":
-    main()
+    cli()

@@ -2,6 +2,8 @@
 
 import hashlib
 import os
+import re
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -9,8 +11,10 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from omegaconf import OmegaConf
 
-from mlplab.train import main, train
+from mlplab.run_record import read_run_record
+from mlplab.train import cli, train
 from mlplab.utils.checkpoints import CheckpointError
 from tests.conftest import tiny_overrides
 
@@ -94,21 +98,95 @@ def _digest(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_ckpt_path_last_resumes_the_latest_run_into_a_new_folder_and_keeps_the_old_one(tiny_mnist, tmp_path, monkeypatch):
+def test_ckpt_path_last_resumes_the_latest_run_into_a_new_folder_keeps_the_old_one_and_says_why(
+        tiny_mnist, tmp_path, monkeypatch, capsys):
     runs = tmp_path / "outputs" / "mnist" / "runs"
     common = ["train.py", *_overrides(tiny_mnist), f"paths.output_root={tmp_path / 'outputs'}"]
     monkeypatch.setattr(sys, "argv", [*common, f"hydra.run.dir={runs / 'first'}", _interrupt(1, 2, signal.SIGTERM)])
     with pytest.raises(SystemExit):
-        main()
+        cli()
     before = _digest(runs / "first")
     assert "checkpoints/last.ckpt" in before and "csv/metrics.csv" in before
 
-    monkeypatch.setattr(sys, "argv", [*common, f"hydra.run.dir={runs / 'second'}", "ckpt_path=last"])
-    main()
+    monkeypatch.setattr(sys, "argv", ["train.py", f"paths.output_root={tmp_path / 'outputs'}", f"hydra.run.dir={runs / 'second'}",
+                                      "ckpt_path=last"])
+    capsys.readouterr()
+    cli()
+    assert f"ckpt_path=last picked {runs / 'first'}: its checkpoints/last.ckpt" in capsys.readouterr().out
     assert _digest(runs / "first") == before  # nothing of the interrupted run was touched
     rows = (runs / "second" / "csv" / "metrics.csv").read_text()
     assert "test/acc" in rows and (runs / "second" / "checkpoints" / "last.ckpt").is_file()
     assert f"Resuming from {runs / 'first' / 'checkpoints' / 'last.ckpt'}" in (runs / "second" / "train.log").read_text()
+    # the picked run's overrides came with it, and the new run's own record names the folder, not `last`
+    assert f"ckpt_path={runs / 'first'}" in OmegaConf.load(runs / "second" / ".hydra" / "overrides.yaml")
+
+
+def _issue_13_run(tiny_mnist, tmp_path, *extra):
+    """Issue 13's reproduction: `lr=3e-3 data.batch_size=32 scheduler=cosine trainer.max_epochs=2`, not the defaults."""
+    tiny = [o for o in tiny_overrides(*tiny_mnist) if not o.startswith(("data.batch_size=", "trainer.max_epochs="))]
+    return ["train.py", *tiny, "model.hidden=[16]", "logger=csv", "callbacks=lean", "baselines=false", f"paths.output_root={tmp_path / 'outputs'}",
+            "lr=3e-3", "data.batch_size=32", "scheduler=cosine", *extra]
+
+
+def test_a_run_folder_resumes_with_that_runs_own_config_by_the_printed_command(tiny_mnist, tmp_path, monkeypatch):
+    runs = tmp_path / "outputs" / "mnist" / "runs"
+    monkeypatch.setattr(sys, "argv", _issue_13_run(tiny_mnist, tmp_path, "trainer.max_epochs=2", f"hydra.run.dir={runs / 'first'}",
+                                                   _interrupt(1, 5, signal.SIGTERM)))
+    with pytest.raises(SystemExit) as stopped:
+        cli()
+    assert stopped.value.code == 143
+    (hint,) = re.findall(r"Resume with: (.+)", (runs / "first" / "train.log").read_text())
+    assert hint == f"python train.py ckpt_path={runs / 'first'}"
+    before = _digest(runs / "first")
+
+    monkeypatch.setattr(sys, "argv", ["train.py", *shlex.split(hint)[2:]])  # the printed command, run as train.py runs it
+    cli()
+    (resumed,) = [folder for folder in runs.iterdir() if folder.name != "first"]
+    cfg = OmegaConf.load(resumed / ".hydra" / "config.yaml")
+    assert (cfg.lr, cfg.data.batch_size, cfg.trainer.max_epochs) == (3e-3, 32, 2)
+    assert cfg.scheduler.scheduler._target_ == "torch.optim.lr_scheduler.CosineAnnealingLR"
+    record = read_run_record(resumed)
+    assert (record["status"], record["epochs"]) == ("completed", 2)
+    assert f"Resuming from {runs / 'first' / 'checkpoints' / 'last.ckpt'}" in (resumed / "train.log").read_text()
+    assert _digest(runs / "first") == before
+
+
+def test_a_resume_refuses_what_may_not_change_listing_it_and_allows_more_epochs(tiny_mnist, tmp_path, monkeypatch):
+    runs = tmp_path / "outputs" / "mnist" / "runs"
+    first = runs / "first"
+    monkeypatch.setattr(sys, "argv", [*_issue_13_run(tiny_mnist, tmp_path, "trainer.max_epochs=1", "scheduler=none"),
+                                      f"hydra.run.dir={first}"])
+    cli()
+    before = _digest(first)
+
+    monkeypatch.setattr(sys, "argv", ["train.py", f"ckpt_path={first}", "lr=1e-2", "model.dropout=0.25"])
+    with pytest.raises(SystemExit, match=r"(?s)was trained with another config.*lr: 0.003 in the run, 0.01 here.*"
+                                         r"model.dropout: 0.0 in the run, 0.25 here") as refused:
+        cli()
+    assert f"Resume the run as it was with: python train.py ckpt_path={first}" in str(refused.value)
+    assert sorted(runs.iterdir()) == [first]  # refused before Hydra made a folder
+
+    monkeypatch.setattr(sys, "argv", ["train.py", f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}", "trainer.max_epochs=2",
+                                      "lr=0.003", "logger=none"])  # the same lr, written another way, is no difference
+    cli()
+    (resumed,) = [folder for folder in runs.iterdir() if folder != first]
+    assert (read_run_record(resumed)["status"], read_run_record(resumed)["epochs"]) == ("completed", 2)
+    assert _digest(first) == before
+
+
+def test_resuming_into_the_runs_own_folder_is_refused_before_anything_is_written(tiny_mnist, tmp_path, monkeypatch):
+    runs = tmp_path / "outputs" / "mnist" / "runs"
+    monkeypatch.setattr(sys, "argv", [*_issue_13_run(tiny_mnist, tmp_path, "trainer.max_epochs=2"),
+                                      f"hydra.run.dir={runs / 'first'}", _interrupt(1, 2, signal.SIGTERM)])
+    with pytest.raises(SystemExit):
+        cli()
+    before = _digest(runs / "first")
+    assert read_run_record(runs / "first")["status"] == "interrupted" and ".hydra/overrides.yaml" in before
+
+    monkeypatch.setattr(sys, "argv", ["train.py", f"ckpt_path={runs / 'first'}", f"hydra.run.dir={runs / 'first'}"])
+    with pytest.raises(SystemExit, match="is inside this run's own folder .*Nothing was written"):
+        cli()
+    assert _digest(runs / "first") == before  # .hydra/ and run_record.json byte for byte as they were
 
 
 def test_resume_errors_say_what_is_wrong(compose_config, tiny_mnist, tmp_path):
@@ -121,7 +199,56 @@ def test_resume_errors_say_what_is_wrong(compose_config, tiny_mnist, tmp_path):
                                               r"\(32, 784\) here \(model.hidden=\[64\] there, \[32\] here\)"):
         _run(compose_config, tmp_path, "second", *_overrides(tiny_mnist), "model.hidden=[32]", f"ckpt_path={tmp_path / 'first'}")
 
+    # derived values count too: the optimizer's lr follows `lr`, cosine's T_max follows trainer.max_epochs
+    with pytest.raises(CheckpointError, match=r"was trained with another config.*\n  lr: 0.001 in the run, 0.01 here\n  "
+                                              r"optimizer.lr: 0.001 in the run, 0.01 here\n  "
+                                              r"scheduler.scheduler.T_max: 1 in the run, 2 here\nResume the run as it was"):
+        _run(compose_config, tmp_path, "second", *_overrides(tiny_mnist), "lr=1e-2", f"ckpt_path={tmp_path / 'first'}")
+
     with pytest.raises(CheckpointError, match="is inside this run's own folder"):
         _run(compose_config, tmp_path, "first", *_overrides(tiny_mnist), f"ckpt_path={tmp_path / 'first'}")
     with pytest.raises(CheckpointError, match="is a folder without checkpoints/last.ckpt"):
         _run(compose_config, tmp_path, "third", *_overrides(tiny_mnist), f"ckpt_path={tmp_path}")
+
+
+def _module_for_metrics():
+    from functools import partial
+
+    from mlplab.models.module import MLPModule
+    from mlplab.models.tasks import ClassificationTask
+
+    return MLPModule(torch.nn.Linear(4, 3), ClassificationTask(3), optimizer=partial(torch.optim.SGD, lr=0.1))
+
+
+def test_a_checkpoint_at_any_step_resumes_the_epochs_training_metrics_bit_for_bit(tmp_path, monkeypatch):
+    monkeypatch.setattr("mlplab.models.module.StageMetrics.flush_every", 4)  # several updates per epoch
+    generator = torch.Generator().manual_seed(0)
+    # losses of very different sizes, so that how the float sum is chunked shows in its last bits
+    steps = [(torch.rand((), generator=generator) * 10.0 ** torch.randint(-3, 4, (), generator=generator).item(),
+              torch.randn(32, 3, generator=generator), torch.randint(0, 3, (32,), generator=generator)) for _ in range(10)]
+    uninterrupted = _module_for_metrics()
+    for step in steps:
+        uninterrupted.train_metrics.keep(*step)
+    uninterrupted.train_metrics.update()
+    expected = uninterrupted.train_metrics.loss.compute()
+    # the test can fail: counting the kept steps at a checkpoint (chunks cut at the checkpoint) changes the sum
+    losses = torch.cat([loss.expand(32) for loss, _, _ in steps])
+    assert any(losses[:cut * 32].sum() + losses[cut * 32:].sum() != losses.sum() for cut in range(1, len(steps)))
+
+    for cut in range(1, len(steps)):
+        interrupted = _module_for_metrics()
+        for step in steps[:cut]:
+            interrupted.train_metrics.keep(*step)
+        checkpoint = {"state_dict": interrupted.state_dict()}
+        interrupted.on_save_checkpoint(checkpoint)
+        torch.save(checkpoint, tmp_path / "last.ckpt")
+        checkpoint = torch.load(tmp_path / "last.ckpt", weights_only=True)
+
+        resumed = _module_for_metrics()
+        resumed.on_load_checkpoint(checkpoint)
+        resumed.load_state_dict(checkpoint["state_dict"])
+        for step in steps[cut:]:
+            resumed.train_metrics.keep(*step)
+        resumed.train_metrics.update()
+        assert resumed.train_metrics.loss.compute().item() == expected.item(), f"checkpoint after step {cut}"
+        assert resumed.train_metrics.values.compute() == uninterrupted.train_metrics.values.compute()

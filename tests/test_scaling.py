@@ -152,13 +152,13 @@ def test_an_optuna_search_of_three_trials_survives_a_failing_trial(tiny_mnist, t
 
 def test_an_optuna_study_in_sql_storage_resumes_where_it_stopped(tiny_mnist, tmp_path, monkeypatch):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    for sweep, trials in ((tmp_path / "first", 2), (tmp_path / "second", 1)):
+    for sweep, trials in ((tmp_path / "first", 2), (tmp_path / "second", 3)):  # n_trials: the study's total
         monkeypatch.setattr(sys, "argv", ["train.py", "-m", "hparams_search=mnist_optuna", f"hydra.sweeper.n_trials={trials}",
                                           f"hydra.sweeper.storage={storage}", *short(*tiny_mnist), f"hydra.sweep.dir={sweep}"])
         main()
 
     study = optuna.load_study(study_name="mnist_mlp", storage=storage)
-    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3  # the second sweep added its trial to the first two
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3  # the second sweep added one trial to the first two
     objectives = [read_run_record(job)["objective"] for sweep in ("first", "second") for job in job_folders(tmp_path / sweep)]
     assert [t.value for t in study.trials] == objectives
     assert OmegaConf.load(tmp_path / "second" / "optimization_results.yaml").best_value == max(objectives)

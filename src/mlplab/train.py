@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 import hydra
@@ -11,17 +12,20 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
-from mlplab.distributed import end_distributed_run, in_sweep
-from mlplab.loggers.wandb import finish_run
-from mlplab.run_record import RunRecorder
-from mlplab.utils.checkpoints import checkpoint_to_resume
 from mlplab.config.location import CONFIG_DIR
 from mlplab.config.resolvers import register_resolvers
 from mlplab.config.validation import check_data_fits, validate_config
+from mlplab.distributed import end_distributed_run, in_sweep
+from mlplab.loggers.wandb import finish_run
+from mlplab.run_record import RunRecorder
+from mlplab.sweeps.resume import start_sweep_job, sweep_resume_arguments
+from mlplab.utils.checkpoints import CheckpointError, checkpoint_to_resume
+from mlplab.utils.errors import ConfigError
 from mlplab.utils.files import check_writable
 from mlplab.utils.instantiate import build_callbacks, build_datamodule, build_loggers, build_module, build_trainer
 from mlplab.utils.process import prepare_process
 from mlplab.utils.report import best_checkpoint, fit_summary, format_metrics, metric_values
+from mlplab.utils.resume import resume_arguments
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -83,6 +87,9 @@ def main(cfg: DictConfig) -> float | None:
     a single run re-raises.
     """
     prepare_process()
+    job = start_sweep_job(cfg)  # a sweep job already completed, or trained by another process, is not run again
+    if not job.train:
+        return job.objective
     recorder = RunRecorder(cfg)
     try:
         metrics = train(cfg)
@@ -96,5 +103,15 @@ def main(cfg: DictConfig) -> float | None:
     return recorder.completed(metrics)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """`python train.py ...`: `ckpt_path=<run>` becomes that run's own overrides (mlplab.utils.resume), and
+    `-m sweep_resume=<sweep>` that sweep's (mlplab.sweeps.resume); then Hydra runs."""
+    try:
+        sys.argv[1:] = resume_arguments(sweep_resume_arguments(sys.argv[1:]))
+    except (CheckpointError, ConfigError) as error:
+        raise SystemExit(f"{type(error).__name__}: {error}") from None
     main()
+
+
+if __name__ == "__main__":
+    cli()

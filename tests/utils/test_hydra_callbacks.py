@@ -88,7 +88,8 @@ def test_a_sweep_over_data_sets_keeps_its_jobs_in_one_folder_named_by_task(tmp_p
     main()
     sweeps = list((tmp_path / "outputs").glob("*/multiruns/*"))
     assert len(sweeps) == 1 and sweeps[0].parts[-3] == "mnist"  # the sweep's base choice names its folder
-    assert sorted(p.name for p in sweeps[0].iterdir()) == ["0", "1", "multirun.yaml", "summary.csv", "summary.md", "summary.png"]
+    assert sorted(p.name for p in sweeps[0].iterdir()) == [
+        ".sweep.lock", "0", "1", "multirun.yaml", "summary.csv", "summary.md", "summary.png", "sweep_jobs.json"]
     for job, data in (("0", "mnist"), ("1", "fashion_mnist")):
         hydra_cfg = OmegaConf.load(sweeps[0] / job / ".hydra" / "hydra.yaml").hydra
         assert hydra_cfg.runtime.choices.data == data

@@ -17,6 +17,8 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from mlplab.utils.resume import resume_hint
+
 log = logging.getLogger(__name__)
 
 
@@ -117,10 +119,8 @@ class ResumableCheckpoint(ModelCheckpoint):
         self._save_checkpoint(trainer, filepath)
         self._interrupt_saved_at = trainer.global_step
         if trainer.is_global_zero:
-            log.warning(
-                "Stopped at epoch %d, step %d: saved %s\nResume with: python train.py ckpt_path=%s (or ckpt_path=last)",
-                trainer.current_epoch, trainer.global_step, filepath, Path(filepath).resolve().parents[1],
-            )
+            log.warning("Stopped at epoch %d, step %d: saved %s\nResume with: %s", trainer.current_epoch,
+                        trainer.global_step, filepath, resume_hint(Path(filepath).resolve().parents[1]))
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "rng": _rng_states()}

@@ -15,6 +15,7 @@ from mlplab.models.tasks import Task
 from mlplab.utils.steps import is_logging_step
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+KEPT_TRAIN_STEPS = "mlplab_kept_train_steps"  # checkpoint key: the epoch's training steps not yet in the metrics
 
 
 class StageMetrics(nn.Module):
@@ -34,23 +35,51 @@ class StageMetrics(nn.Module):
         self.loss = MeanMetric(nan_strategy="disable")
         self.values = task.metric_collection(stage)
         self._kept: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-        # a checkpoint taken mid-epoch must count the kept steps too: a resumed epoch continues from them
-        self.register_state_dict_pre_hook(lambda module, prefix, keep_vars: module.update())
+        # steps kept since the last update. The metrics are updated every `flush_every` steps of the epoch and at
+        # its end, never elsewhere: a float sum depends on how it is chunked, and a resumed epoch must chunk its
+        # steps exactly as an uninterrupted one (a checkpoint carries the kept steps instead: `kept_state`)
+        self._kept_steps = 0
 
     def keep(self, loss: torch.Tensor, output: torch.Tensor, target: torch.Tensor) -> None:
         # the batch's mean loss once per sample, so the epoch loss is the mean over samples whatever the
         # last batch's size (not `weight=`: with nan_strategy="disable" torchmetrics 1.9 ignores weights)
         self._kept.append((loss.detach().expand(len(target)), self.task.predict(output.detach()), target))
-        if len(self._kept) == self.flush_every:
+        self._kept_steps += 1
+        if self._kept_steps == self.flush_every:
             self.update()
 
     def update(self) -> None:
-        """Update the metrics with the steps kept so far."""
+        """Update the metrics with the steps kept so far (call it at the epoch's end)."""
         if self._kept:
-            losses, predictions, targets = (torch.cat(parts) for parts in zip(*self._kept))
+            losses, predictions, targets = self._concatenated()
             self._kept.clear()
             self.loss.update(losses)
             self.values.update(predictions, targets)
+        self._kept_steps = 0
+
+    def reset(self) -> None:
+        """Forget the epoch: the kept steps and the metrics' sums."""
+        self._kept.clear()
+        self._kept_steps = 0
+        self.loss.reset()
+        self.values.reset()
+
+    def kept_state(self) -> dict[str, Any]:
+        """The steps kept since the last update, for a checkpoint (plain tensors: loadable with weights_only)."""
+        if not self._kept:
+            return {"steps": 0}
+        losses, predictions, targets = self._concatenated()
+        return {"steps": self._kept_steps, "losses": losses, "predictions": predictions, "targets": targets}
+
+    def restore_kept(self, state: Mapping[str, Any]) -> None:
+        """Continue from `kept_state()`'s steps: concatenated with the next ones, they make the same tensors."""
+        self._kept_steps = int(state.get("steps", 0))
+        device = self.loss.device
+        self._kept = [tuple(state[name].to(device) for name in ("losses", "predictions", "targets"))] if self._kept_steps else []
+
+    def _concatenated(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        losses, predictions, targets = (torch.cat(parts) for parts in zip(*self._kept))
+        return losses, predictions, targets
 
 
 class MLPModule(L.LightningModule):
@@ -159,10 +188,17 @@ class MLPModule(L.LightningModule):
         }
 
     def on_train_epoch_start(self) -> None:
-        # a new epoch (Lightning skips this hook when it resumes one mid-way): drop any running sums restored
-        # from a checkpoint saved at the end of the previous epoch
-        self.train_metrics.loss.reset()
-        self.train_metrics.values.reset()
+        # a new epoch (Lightning skips this hook when it resumes one mid-way): drop any running sums and kept
+        # steps restored from a checkpoint saved at the end of the previous epoch
+        self.train_metrics.reset()
+
+    # A checkpoint saved mid-epoch (Ctrl-C, SIGTERM) carries the training steps not yet counted in the metrics,
+    # so the resumed epoch sums them in the same chunks as an uninterrupted one: the same numbers, bit for bit
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[KEPT_TRAIN_STEPS] = self.train_metrics.kept_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.train_metrics.restore_kept(checkpoint.get(KEPT_TRAIN_STEPS, {}))
 
     def on_train_start(self) -> None:
         num_parameters = sum(p.numel() for p in self.network.parameters())

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from mlplab.utils.files import atomic_write
+
+log = logging.getLogger(__name__)
 
 LAST = "last.ckpt"
 
@@ -37,6 +42,26 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             torch.save(checkpoint, f)
 
 
+def latest_run_checkpoint(runs_root: str | Path, exclude: str | Path | None = None) -> tuple[Path, str]:
+    """(the most recently saved `checkpoints/last.ckpt` of the single runs under `runs_root`, a line saying why).
+
+    Sweep jobs are never picked: a sweep resumes by running it again, each job in its own folder.
+    """
+    candidates = [p for p in Path(runs_root).glob(f"*/checkpoints/{LAST}")
+                  if exclude is None or p.parents[1].resolve() != Path(exclude).resolve()]
+    if not candidates:
+        raise CheckpointError(
+            f"ckpt_path=last: no run under {runs_root} has a checkpoints/{LAST} to resume. "
+            "Pass a run folder or a checkpoint file: ckpt_path=<outputs/.../runs/<time>>"
+        )
+    latest = max(candidates, key=lambda p: p.stat().st_mtime)
+    saved_at = datetime.fromtimestamp(latest.stat().st_mtime).isoformat(sep=" ", timespec="seconds")
+    reason = (f"ckpt_path=last picked {latest.parents[1]}: its checkpoints/{LAST} (saved {saved_at}) is the newest of "
+              f"{len(candidates)} single run(s) under {runs_root}; sweep jobs are not considered (a sweep resumes "
+              "when its command runs again)")
+    return latest, reason
+
+
 def resolve_ckpt_path(ckpt_path: str | Path, runs_root: str | Path, exclude: str | Path | None = None) -> Path:
     """The checkpoint file that `ckpt_path` names.
 
@@ -45,14 +70,9 @@ def resolve_ckpt_path(ckpt_path: str | Path, runs_root: str | Path, exclude: str
     a run folder: its `checkpoints/last.ckpt`; anything else: the file itself.
     """
     if str(ckpt_path) == "last":
-        candidates = [p for p in Path(runs_root).glob(f"*/checkpoints/{LAST}")
-                      if exclude is None or p.parents[1].resolve() != Path(exclude).resolve()]
-        if not candidates:
-            raise CheckpointError(
-                f"ckpt_path=last: no run under {runs_root} has a checkpoints/{LAST} to resume. "
-                "Pass a run folder or a checkpoint file: ckpt_path=<outputs/.../runs/<time>>"
-            )
-        return max(candidates, key=lambda p: p.stat().st_mtime)
+        path, reason = latest_run_checkpoint(runs_root, exclude)
+        log.info(reason)
+        return path
     path = Path(ckpt_path).expanduser()
     if path.is_dir():
         for candidate in (path / "checkpoints" / LAST, path / LAST):
@@ -60,6 +80,71 @@ def resolve_ckpt_path(ckpt_path: str | Path, runs_root: str | Path, exclude: str
                 return candidate
         raise CheckpointError(f"ckpt_path={str(path)!r} is a folder without checkpoints/{LAST}: pass a run folder or a .ckpt file")
     return path
+
+
+def run_folder_of(checkpoint_file: str | Path) -> Path:
+    """The run folder a checkpoint file belongs to (`<run>/checkpoints/x.ckpt` or `<run>/x.ckpt`)."""
+    parent = Path(checkpoint_file).resolve().parent
+    return parent.parent if parent.name == "checkpoints" else parent
+
+
+# What a resume may change: how long it trains, and what doesn't change the run's maths (where outputs go, how it
+# is logged, shown and drawn, CPU threads, the baselines fitted after training). Anything else is the run's, and
+# so are the callbacks that decide what is kept as best and when training stops.
+CHANGEABLE_ON_RESUME = ("ckpt_path", "trainer.max_epochs", "paths", "logger", "callbacks", "trainer.enable_progress_bar",
+                        "torch_threads", "baselines")
+FIXED_ON_RESUME = ("callbacks.model_checkpoint", "callbacks.early_stopping")
+
+
+def _under(key: str, prefixes: Sequence[str]) -> bool:
+    return any(key == k or key.startswith(k + ".") for k in prefixes)
+
+
+def changeable_on_resume(key: str) -> bool:
+    """Whether the config key `key` (dotted) may differ between a run and its resume."""
+    return _under(key, CHANGEABLE_ON_RESUME) and not _under(key, FIXED_ON_RESUME)
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+_ABSENT = _Absent()
+
+
+def _leaves(node: Any, key: str = "") -> dict[str, Any]:
+    if isinstance(node, dict) and node:
+        return {k: v for name, child in node.items() for k, v in _leaves(child, f"{key}.{name}" if key else str(name)).items()}
+    return {key: node}
+
+
+def run_differences(saved: dict[str, Any], cfg: DictConfig) -> list[str]:
+    """`key: <value> in the run, <value> here` for every key, beyond CHANGEABLE_ON_RESUME, where the resolved
+    config `cfg` differs from `saved` (a checkpoint's resolved run config). Values derived from the paths
+    (checkpoint folder, ...) are compared as if the paths were the run's."""
+    current = OmegaConf.to_container(cfg, resolve=False)
+    current.pop("hydra", None)
+    current["paths"] = saved.get("paths", current.get("paths"))
+    for key in ("logger",):  # may change, and resolving it needs Hydra's runtime (run names): not compared
+        current.pop(key, None)
+    current = OmegaConf.to_container(OmegaConf.create(current), resolve=True)
+    here, there = _leaves(current), _leaves({k: v for k, v in saved.items() if k != "hydra"})
+    return [f"{key}: {there.get(key, _ABSENT)!r} in the run, {here.get(key, _ABSENT)!r} here"
+            for key in sorted(set(here) | set(there))
+            if not changeable_on_resume(key) and here.get(key, _ABSENT) != there.get(key, _ABSENT)]
+
+
+def check_same_run(checkpoint: dict[str, Any], cfg: DictConfig, ckpt_path: str | Path) -> None:
+    """Raise CheckpointError listing the differences unless `cfg` is the checkpoint's run (up to what may change)."""
+    differences = run_differences(checkpoint.get("hyper_parameters", {}), cfg)
+    if differences:
+        raise CheckpointError(
+            f"ckpt_path={str(ckpt_path)!r} was trained with another config; a resume may change only "
+            f"{', '.join(CHANGEABLE_ON_RESUME)} (not {', '.join(FIXED_ON_RESUME)}). Different here:\n  " + "\n  ".join(differences)
+            + f"\nResume the run as it was with: python train.py ckpt_path={run_folder_of(ckpt_path)} "
+            "(from a run folder, train.py takes that run's overrides), or start a new run without ckpt_path."
+        )
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -113,12 +198,16 @@ def checkpoint_to_resume(cfg: DictConfig, module: nn.Module) -> str | None:
         return None
     output_dir = Path(cfg.paths.output_dir).resolve()
     path = resolve_ckpt_path(cfg.ckpt_path, Path(cfg.paths.output_root) / cfg.task_name / "runs", exclude=output_dir)
-    if output_dir in path.resolve().parents:
+    from mlplab.sweeps.resume import resuming_own_job  # a sweep job resumes in its own folder: it keeps its number
+
+    if output_dir in path.resolve().parents and not resuming_own_job(cfg, path):
         raise CheckpointError(
             f"ckpt_path={str(path)!r} is inside this run's own folder {output_dir}: resuming there would overwrite its "
             "logs. Resume into a new folder (leave hydra.run.dir unset); the old run's files stay as they are."
         )
-    check_fits(load_checkpoint(path), module, cfg, path)
+    checkpoint = load_checkpoint(path)
+    check_fits(checkpoint, module, cfg, path)
+    check_same_run(checkpoint, cfg, path)
     return str(path)
 
 

@@ -1,0 +1,374 @@
+"""Sweeps that resume when run again: the same command with the sweep's folder finishes the sweep.
+
+`python train.py -m <same overrides> hydra.sweep.dir=<sweep>` (or `python train.py -m sweep_resume=<sweep>`,
+which reads the overrides from `<sweep>/multirun.yaml`) plans every job before the launcher sees any:
+
+- a job keeps its number and folder across reruns: `<sweep>/sweep_jobs.json` maps each job's overrides to
+  its number; jobs new to the folder get the next free numbers, and no job folder is ever reused for
+  other overrides;
+- `completed` jobs are not handed to the launcher (their folders stay as they are, and the report lists
+  them); `failed` and `diverged` ones only with `sweep_rerun=failed` (or `[failed,diverged]`;
+  `hydra.sweeper.rerun=[...]` in full); interrupted or killed ones run again and resume from their own
+  `checkpoints/last.ckpt`, in their own folder (`start_sweep_job`, in the job);
+- a rerun whose override keys differ from the folder's sweep, or which shares no job with it, is refused
+  before anything is written, showing the difference; one with other values of the same swept keys adds
+  only its new jobs;
+- each job holds an exclusive lock on `<job>/.job.lock` while it runs (fcntl; the kernel drops it when
+  the process dies, SIGKILL included): a planner skips a job another process holds, and the job itself
+  checks again, so two reruns of one sweep at once never train the same job twice.
+
+Launchers (basic, joblib, submitit, stacked) get only the jobs to run, numbered as before
+(`launch(jobs, initial_job_idx)` numbers them `initial_job_idx + i`, so each call gets consecutive numbers).
+The Hydra plugins (hydra_plugins.mlplab_sweepers) are thin subclasses of Hydra's sweepers calling this.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import shlex
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from mlplab.run_record import read_run_record
+from mlplab.utils.checkpoints import LAST
+from mlplab.utils.errors import ConfigError
+from mlplab.utils.files import write_json
+
+log = logging.getLogger(__name__)
+
+JOBS_FILE = "sweep_jobs.json"  # <sweep>/: every job's number and overrides
+LOCK_NAME = ".job.lock"  # <job>/: held by the process that trains the job
+RERUNNABLE = ("failed", "diverged")  # statuses run again only when asked (sweep_rerun=...)
+RESUMABLE = ("interrupted", "running")  # a record still `running` without a live holder: a killed job
+
+
+class SweepMismatchError(ConfigError):
+    """A rerun's jobs are not the sweep in that folder."""
+
+
+def sweep_resume_command(sweep_dir: str | Path) -> str:
+    """The shell command that resumes the sweep in `sweep_dir`: its own overrides, its jobs in their folders."""
+    from mlplab.utils.resume import hydra_value
+
+    return f"python train.py -m {shlex.quote('sweep_resume=' + hydra_value(str(Path(sweep_dir).resolve())))}"
+
+
+# ---- the short form on the command line: sweep_resume=<folder>, sweep_rerun=<statuses>
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def sweep_resume_arguments(argv: Sequence[str]) -> list[str]:
+    """`argv` of a multirun with `sweep_resume=<folder>` replaced by that sweep's own overrides and folder, and
+    `sweep_rerun=X` by `hydra.sweeper.rerun=[X]`. The command line's other overrides win over the saved ones."""
+    argv = list(argv)
+    resume = [a for a in argv if a.startswith("sweep_resume=")]
+    rerun = [a for a in argv if a.startswith("sweep_rerun=")]
+    argv = [a for a in argv if a not in resume and a not in rerun]
+    if rerun:
+        statuses = rerun[-1].split("=", 1)[1].strip("[]")
+        argv.append(f"hydra.sweeper.rerun=[{statuses}]")
+    if not resume:
+        return argv
+    folder = Path(resume[-1].split("=", 1)[1].strip("'\"")).expanduser().resolve()
+    saved_file = folder / "multirun.yaml"
+    if not saved_file.is_file():
+        raise SweepMismatchError(f"sweep_resume={folder} is invalid: no multirun.yaml there (not a sweep folder)")
+    saved = OmegaConf.load(saved_file).hydra.overrides
+    given = {_key(a) for a in argv if "=" in a and not a.startswith("-")}
+    kept = [str(o) for o in [*saved.task, *saved.hydra]
+            if _key(str(o)) not in given and _key(str(o)) not in ("hydra.sweep.dir", "hydra.mode")]
+    from mlplab.utils.resume import hydra_value
+
+    return [*argv, *kept, f"hydra.sweep.dir={hydra_value(str(folder))}"]
+
+
+# ---- planning, in the sweeper
+
+
+@dataclass
+class PlannedJob:
+    num: int
+    overrides: tuple[str, ...]
+    action: str  # "run" (new, interrupted or asked again) or "keep" (completed, or not asked to run again)
+    why: str
+
+
+def _read_jobs_file(sweep_dir: Path) -> dict[tuple[str, ...], int]:
+    """overrides -> job number of the jobs the folder's sweep planned (from sweep_jobs.json, else the job folders)."""
+    path = sweep_dir / JOBS_FILE
+    if path.is_file():
+        import json
+
+        return {_identity(job["overrides"]): int(job["num"]) for job in json.loads(path.read_text())["jobs"]}
+    jobs = {}
+    for record_file in sweep_dir.glob("*/run_record.json"):
+        record = read_run_record(record_file.parent) or {}
+        number = (record.get("job") or {}).get("num")
+        if number is not None:
+            jobs[_identity(record.get("overrides", []))] = int(number)
+    return jobs
+
+
+def _identity(overrides: Iterable[str]) -> tuple[str, ...]:
+    """What makes a job the same job: its overrides, in any order (a resumed job's own ckpt_path left out)."""
+    return tuple(sorted(o for o in overrides if _key(o) != "ckpt_path"))
+
+
+def _values_by_key(jobs: Iterable[Sequence[str]]) -> dict[str, list[str]]:
+    values: dict[str, list[str]] = {}
+    for overrides in jobs:
+        for override in overrides:
+            key, _, value = override.partition("=")
+            values.setdefault(key, [])
+            if value not in values[key]:
+                values[key].append(value)
+    return values
+
+
+def _difference(saved: Iterable[Sequence[str]], asked: Iterable[Sequence[str]]) -> str:
+    before, now = _values_by_key(saved), _values_by_key(asked)
+    lines = []
+    for key in dict.fromkeys([*before, *now]):
+        if key not in now:
+            lines.append(f"{key}: {','.join(before[key])} in the sweep, not set here")
+        elif key not in before:
+            lines.append(f"{key}: not set in the sweep, {','.join(now[key])} here")
+        elif before[key] != now[key]:
+            lines.append(f"{key}: {','.join(before[key])} in the sweep, {','.join(now[key])} here")
+    return "\n  ".join(lines)
+
+
+def job_is_held(folder: Path) -> bool:
+    """Whether another process holds the job's lock (trains it now)."""
+    lock = folder / LOCK_NAME
+    if not lock.is_file():
+        return False
+    with open(lock, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return False
+
+
+def _decide(folder: Path, overrides: tuple[str, ...], rerun: Sequence[str]) -> tuple[str, str]:
+    record = read_run_record(folder) if folder.is_dir() else None
+    if folder.is_dir() and job_is_held(folder):
+        return "keep", "another process is training it now"
+    if record is None:
+        return "run", "not started" if not folder.is_dir() else "started, but ended before its record was written"
+    if _identity(record.get("overrides", [])) != _identity(overrides):
+        raise SweepMismatchError(f"job folder {folder} holds another job ({' '.join(record.get('overrides', []))}); "
+                                 f"it is never overwritten. Rerun into a new folder (leave hydra.sweep.dir unset)")
+    status = record.get("status")
+    if status == "completed":
+        return "keep", "completed"
+    if status in RESUMABLE:
+        resumable = (folder / "checkpoints" / LAST).is_file()
+        return "run", f"{status if status == 'interrupted' else 'killed'}: " + (
+            f"resumes from its checkpoints/{LAST}" if resumable else "no checkpoint yet, starts again")
+    if status in rerun:
+        return "run", f"{status}, run again (asked: rerun={list(rerun)})"
+    return "keep", f"{status} (run it again with sweep_rerun={status})"
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # two planners of one sweep at once plan one after the other
+        yield
+
+
+def plan_sweep(sweep_dir: Path, jobs: Sequence[Sequence[str]], job_folder: Any, rerun: Sequence[str] = ()) -> list[PlannedJob]:
+    """Number every job of `jobs` (each a list of overrides) and decide whether it runs, writing sweep_jobs.json.
+
+    `job_folder(num, overrides)` is the job's folder. Raises SweepMismatchError, writing nothing, when `jobs`
+    are not this folder's sweep (other keys, or no job in common).
+    """
+    with _locked(sweep_dir / ".sweep.lock"):
+        known = _read_jobs_file(sweep_dir)
+        asked = [tuple(job) for job in jobs]
+        asked_ids = [_identity(job) for job in asked]
+        if known:
+            same_keys = {tuple(map(_key, job)) for job in known} == {tuple(map(_key, job)) for job in asked_ids}
+            if not same_keys or not set(known) & set(asked_ids):
+                raise SweepMismatchError(
+                    f"this command's jobs are not the sweep in {sweep_dir} "
+                    f"({'other override keys' if not same_keys else 'no job in common'}); nothing was run:\n  "
+                    f"{_difference(known, asked)}\nResume that sweep with: {sweep_resume_command(sweep_dir)}, or "
+                    "sweep other keys in a new folder (leave hydra.sweep.dir unset)"
+                )
+            added = [job for job in asked_ids if job not in known]
+            if added:
+                log.info("Adding %d job(s) to the sweep in %s:\n  %s", len(added), sweep_dir, _difference(known, asked))
+        next_num = max(known.values(), default=-1) + 1
+        plan = []
+        overrides_of = {_identity(job): list(job) for job in known}
+        for overrides, identity in zip(asked, asked_ids):
+            if identity not in known:
+                known[identity] = next_num
+                next_num += 1
+            overrides_of[identity] = list(overrides)
+            num = known[identity]
+            action, why = _decide(Path(job_folder(num, overrides)), overrides, rerun)
+            plan.append(PlannedJob(num, overrides, action, why))
+        write_json(sweep_dir / JOBS_FILE, {"jobs": [{"num": n, "overrides": overrides_of[identity]} for identity, n in
+                                                    sorted(known.items(), key=lambda item: item[1])]})
+    kept = [job for job in plan if job.action == "keep"]
+    if kept:
+        log.info("Sweep %s: %d of %d job(s) to run; kept as they are:\n  %s", sweep_dir, len(plan) - len(kept), len(plan),
+                 "\n  ".join(f"#{job.num} {' '.join(job.overrides)}: {job.why}" for job in kept))
+    for job in plan:
+        if job.action == "run" and job.why != "not started":
+            log.info("Job #%d %s: %s", job.num, " ".join(job.overrides), job.why)
+    return plan
+
+
+def launch_batches(plan: Sequence[PlannedJob], max_batch_size: int | None) -> list[list[PlannedJob]]:
+    """The jobs to run, in launcher calls of consecutive numbers (a launcher numbers a call's jobs from its first)."""
+    batches: list[list[PlannedJob]] = []
+    for job in (job for job in plan if job.action == "run"):
+        last = batches[-1] if batches else None
+        if last and last[-1].num + 1 == job.num and (not max_batch_size or len(last) < max_batch_size):
+            last.append(job)
+        else:
+            batches.append([job])
+    return batches
+
+
+def next_job_number(sweep_dir: Path) -> int:
+    """The first job number no job of the folder uses (for sweepers that ask for jobs as they go: Optuna)."""
+    known = _read_jobs_file(sweep_dir)
+    folders = [int(p.name) for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()] if sweep_dir.is_dir() else []
+    return max([*known.values(), *folders], default=-1) + 1
+
+
+# ---- in the job
+
+
+_held: dict[str, Any] = {}  # job folder -> its open, locked lock file (released by release_sweep_job)
+
+
+def claim_job(folder: str | Path) -> bool:
+    """Take the job's lock for this process; False when another process holds it."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    f = open(folder / LOCK_NAME, "a+")  # noqa: SIM115 (held open while the job runs)
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        return False
+    f.truncate(0)
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    _held[str(folder)] = f
+    return True
+
+
+def release_sweep_job() -> None:
+    """Release the locks this process holds (at the end of each job: the next job of an in-process sweep starts)."""
+    while _held:
+        _, f = _held.popitem()
+        f.close()
+
+
+@dataclass
+class JobStart:
+    train: bool  # False: the job is done or another process trains it; `objective` is what it reports
+    objective: float | None = None
+
+
+def start_sweep_job(cfg: DictConfig) -> JobStart:
+    """Claim this sweep job and decide how it runs: skipped when completed or held elsewhere, resumed from its own
+    `last.ckpt` when its record says it was interrupted or killed (sets `cfg.ckpt_path`). Outside sweeps: train."""
+    from mlplab.distributed import in_sweep
+
+    if not in_sweep():
+        return JobStart(train=True)
+    folder = Path(cfg.paths.output_dir)
+    release_sweep_job()
+    if not claim_job(folder):
+        log.warning("Job folder %s is held by another process (%s): not trained here", folder,
+                    (folder / LOCK_NAME).read_text().strip() or "pid unknown")
+        return JobStart(train=False)
+    record = read_run_record(folder)
+    status = record.get("status") if record else None
+    if status == "completed":
+        log.info("Job %s is completed already: kept as it is", folder)
+        return JobStart(train=False, objective=record.get("objective"))
+    last = folder / "checkpoints" / LAST
+    if status in RESUMABLE and last.is_file() and not cfg.get("ckpt_path"):
+        with open_dict(cfg):
+            cfg.ckpt_path = str(last)
+        log.info("Job %s was %s: resuming from %s", folder, status if status == "interrupted" else "killed", last)
+    return JobStart(train=True)
+
+
+def resuming_own_job(cfg: DictConfig, checkpoint_file: Path) -> bool:
+    """Whether `checkpoint_file` is this sweep job's own checkpoint, resumed in its own folder (start_sweep_job)."""
+    from mlplab.distributed import in_sweep
+
+    return in_sweep() and str(Path(cfg.paths.output_dir)) in _held and Path(cfg.paths.output_dir).resolve() in \
+        checkpoint_file.resolve().parents
+
+
+# ---- the sweepers' part (hydra_plugins.mlplab_sweepers)
+
+
+def job_folder_function(sweeper: Any) -> Any:
+    """job number, overrides -> the folder Hydra's launchers give that job (hydra.sweep.dir / hydra.sweep.subdir)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    def folder(num: int, overrides: Sequence[str]) -> Path:
+        cfg = sweeper.hydra_context.config_loader.load_sweep_config(sweeper.config, list(overrides))
+        with open_dict(cfg):
+            cfg.hydra.job.num = num
+            cfg.hydra.job.id = f"job_id_for_{num}"
+        HydraConfig.instance().set_config(cfg)
+        return Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
+
+    return folder
+
+
+def resumable_basic_sweep(sweeper: Any, arguments: list[str]) -> list[Any]:
+    """BasicSweeper.sweep, handing the launcher only the jobs to run, with their own numbers."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    release_sweep_job()  # a job of an earlier sweep in this process that ended by an exception still holds its lock
+    parser = OverridesParser.create(config_loader=sweeper.hydra_context.config_loader)
+    overrides = parser.parse_overrides([*sweeper._parse_config(), *arguments])
+    (jobs,) = sweeper.split_arguments(overrides, None)
+    sweep_dir = Path(sweeper.config.hydra.sweep.dir)
+    plan = plan_sweep(sweep_dir, jobs, job_folder_function(sweeper), rerun=sweeper.rerun)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(sweeper.config, sweep_dir / "multirun.yaml")
+    returns = []
+    for batch in launch_batches(plan, sweeper.max_batch_size):
+        job_overrides = [list(job.overrides) for job in batch]
+        sweeper.validate_batch_is_legal(job_overrides)
+        results = sweeper.launcher.launch(job_overrides, initial_job_idx=batch[0].num)
+        for result in results:
+            _ = result.return_value  # raises a job's exception, as Hydra's BasicSweeper does
+        returns.append(results)
+    return returns
+
+
+class ReleaseJobClaim(Callback):
+    """Releases the job's lock when the job ends (taken by start_sweep_job; a Hydra callback: conf/hydra/default.yaml)."""
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        release_sweep_job()
