@@ -11,6 +11,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
+from mlplab import stops
 from mlplab.distributed import end_distributed_run, in_sweep
 from mlplab.loggers.wandb import finish_run
 from mlplab.run_record import RunRecorder
@@ -49,6 +50,7 @@ def fit_and_test(cfg: DictConfig) -> dict[str, float]:
     if resume_from:
         log.info("Resuming from %s", resume_from)
     trainer = build_trainer(cfg, build_callbacks(cfg), build_loggers(cfg))
+    stops.track_phases(trainer, datamodule)
 
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     metrics = metric_values(trainer)  # testing replaces the trainer's metrics: keep the training ones
@@ -75,19 +77,24 @@ def main(cfg: DictConfig) -> float | None:
     """Hydra entry point: train, keep run_record.json, return the optimised metric (for sweepers such as Optuna).
 
     In a sweep, a failing job is recorded, logged and returns the worst value, so the other jobs go on;
-    a single run re-raises.
+    a single run re-raises. A signal stops the run (and a sweep in this process) in any phase (mlplab.stops).
     """
     recorder = RunRecorder(cfg)
-    try:
-        metrics = train(cfg)
-    except BaseException as error:
-        objective = recorder.failed(error, end_distributed_run(failed=True))
-        if isinstance(error, Exception) and in_sweep():
-            log.exception("Job failed (recorded in %s); the sweep goes on", recorder.path)
-            return objective
-        raise
-    end_distributed_run()
-    return recorder.completed(metrics)
+    with stops.handled():
+        try:
+            metrics = train(cfg)
+        except BaseException as error:
+            stop = stops.stop_behind(error)
+            objective = recorder.failed(stop or error, end_distributed_run(failed=True))
+            if stop is not None:
+                log.warning("Run %s; %s says interrupted", stop, recorder.path)
+                raise stop from None
+            if isinstance(error, Exception) and in_sweep():
+                log.exception("Job failed (recorded in %s); the sweep goes on", recorder.path)
+                return objective
+            raise
+        end_distributed_run()
+        return recorder.completed(metrics)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,13 @@ import pytest
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from mlplab.run_record import RECORD_NAME, read_run_record, write_json_atomic
+from mlplab.run_record import RECORD_NAME, RunRecorder, read_run_record
 from mlplab.sweeps.report import best_job, log_to_wandb, read_jobs, swept_keys, write_report
 from mlplab.train import main
 from mlplab.utils.config import ConfigError
-from mlplab.utils.wandb_offline import OfflineRun, offline_runs
 from mlplab.utils.errors import DivergedError
+from mlplab.utils.files import write_json
+from mlplab.utils.wandb_offline import OfflineRun, offline_runs
 from tests.conftest import tiny_overrides
 
 
@@ -56,7 +57,7 @@ def test_a_2x2_sweep_with_a_failing_job_reports_every_job_and_the_others_finish(
         assert float(row["wall_time_s"]) > 0
     assert rows[2]["test/acc"] == ""
     failed = read_run_record(sweep_dir / "2")
-    assert failed["objective"] == -math.inf  # what the sweeper got: the worst value for a maximised metric
+    assert failed["objective"] is None  # the sweeper got the worst value (-inf when maximising); JSON has no -inf
     assert "optimizer=sgd" in failed["overrides"] and failed["job"]["num"] == 2
 
     best = max((r for r in rows if r["status"] == "completed"), key=lambda r: float(r["best val/acc"]))
@@ -96,7 +97,7 @@ def test_a_single_run_records_its_metrics_epochs_and_overrides(tiny_mnist, tmp_p
 
 
 def _job(folder: Path, num: int, status: str, best: float | None, overrides: list[str], mode: str = "max") -> None:
-    write_json_atomic(folder / str(num) / RECORD_NAME, {
+    write_json(folder / str(num) / RECORD_NAME, {
         "status": status, "overrides": overrides, "job": {"num": num}, "monitor": {"metric": "val/loss", "mode": mode, "best": best},
         "metrics": {"test/loss": best} if best is not None else {}, "epochs": 1, "wall_time_s": 1.0, "error": None,
         "started_at": "2026-01-01T00:00:00+00:00",
@@ -131,9 +132,39 @@ def test_the_table_goes_to_a_wandb_summary_run_in_the_sweeps_group(tmp_path):
     assert "sweep/summary" in run.overview["summary"] and run.exit_code == 0
 
 
-def test_run_records_are_replaced_atomically(tmp_path):
-    path = tmp_path / RECORD_NAME
-    write_json_atomic(path, {"status": "running"})
-    write_json_atomic(path, {"status": "completed", "objective": math.inf})
-    assert json.loads(path.read_text()) == {"status": "completed", "objective": math.inf}
-    assert [p.name for p in tmp_path.iterdir()] == [RECORD_NAME]
+def _strict_json(path: Path) -> dict:
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{path} is not standard JSON: it holds {constant}")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_run_records_are_standard_json_and_a_failed_write_keeps_the_old_record(compose_config, tiny_mnist, monkeypatch):
+    cfg = compose_config(*tiny_overrides(*tiny_mnist))
+    recorder = RunRecorder(cfg)
+    path = recorder.path
+    running = path.read_text()
+    monkeypatch.setattr("os.fsync", lambda fd: (_ for _ in ()).throw(OSError("disk full")))  # fails after writing the data
+    with pytest.raises(OSError, match="disk full"):
+        recorder.completed({"train/loss": math.nan, "val/acc": 0.5, "epochs": 1})
+    assert path.read_text() == running and [p.name for p in path.parent.iterdir()] == [RECORD_NAME]  # no temporary left
+    monkeypatch.undo()
+
+    assert recorder.completed({"train/loss": math.nan, "val/loss": math.inf, "val/acc": 0.5, "epochs": 1}) == -math.inf
+    record = _strict_json(path)
+    assert (record["status"], record["objective"]) == ("diverged", None)
+    assert record["metrics"] == {"train/loss": None, "val/loss": None, "val/acc": 0.5}
+
+    assert recorder.failed(RuntimeError("boom")) == -math.inf  # what a sweeper gets: a number Optuna accepts
+    record = _strict_json(path)
+    assert (record["status"], record["objective"], record["error"]) == ("failed", None, "RuntimeError: boom")
+
+
+def test_max_epochs_0_is_refused_before_anything_runs(compose_config, tiny_mnist, tmp_path):
+    from mlplab.train import train
+
+    overrides = [o for o in tiny_overrides(*tiny_mnist) if not o.startswith("trainer.max_epochs")]
+    for key, override in (("max_epochs", "trainer.max_epochs=0"), ("max_steps", "+trainer.max_steps=0")):
+        with pytest.raises(ConfigError, match=f"trainer.{key}=0 is invalid: must be >= 1"):
+            train(compose_config(*overrides, override))
+    assert not (tmp_path / "run" / "checkpoints").exists()

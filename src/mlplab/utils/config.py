@@ -63,6 +63,9 @@ def validate_config(cfg: DictConfig) -> None:
     _check_model(cfg.model)
     _check_data(cfg.data)
     check_devices(cfg.trainer)
+    for key in ("max_epochs", "max_steps"):  # 0 would "complete" and report an untrained network's test metrics
+        value = cfg.trainer.get(key)
+        _require(value != 0, f"trainer.{key}", value, "must be >= 1 (or -1 for no limit): 0 trains nothing")
     threads = cfg.get("torch_threads")
     _require(threads is None or (isinstance(threads, int) and threads >= 1), "torch_threads", threads,
              "must be an integer >= 1, or null for torch's default")
