@@ -108,7 +108,7 @@ def test_a_joblib_sweep_runs_jobs_in_parallel_processes_that_share_one_data_cach
     assert [r["status"] for r in records] == ["completed", "completed"]
     assert len({r["pid"] for r in records}) == 2  # two worker processes (in-process jobs would share one pid)
     assert all(r["torch_threads"] == 1 for r in records)
-    assert "Joblib.Parallel(n_jobs=2," in result.stdout + result.stderr
+    assert "2 at a time, each slot in a process of its own" in result.stdout + result.stderr
     raw = cache / "MNIST" / "raw"
     assert {name: md5sum(raw / name) for name in files} == files
     assert not list(raw.glob(".fetch-*"))  # no scratch folder left by either job

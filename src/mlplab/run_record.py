@@ -49,10 +49,15 @@ def worst_value(mode: str) -> float:
     return -math.inf if mode == "max" else math.inf
 
 
-def _direction(cfg: DictConfig) -> str:
-    """'max' or 'min' for the optimised metric: the sweeper's direction if it has one, else the monitor's mode."""
-    if HydraConfig.initialized():
-        direction = HydraConfig.get().sweeper.get("direction")  # Optuna: maximize/minimize (a list: several objectives)
+def objective_direction(cfg: DictConfig) -> str:
+    """'max' or 'min' for the optimised metric: the sweeper's direction if it has one, else the monitor's mode.
+
+    The sweeper's settings are read from `cfg.hydra` when `cfg` has them (a job's config composed by a launcher),
+    else from Hydra's config of the running job.
+    """
+    hydra_cfg = cfg.hydra if "hydra" in cfg else HydraConfig.get() if HydraConfig.initialized() else None
+    if hydra_cfg is not None:
+        direction = hydra_cfg.sweeper.get("direction")  # Optuna: maximize/minimize (a list: several objectives)
         name = str(getattr(direction, "name", direction) or "").lower()
         if name in ("maximize", "minimize"):
             return name[:3]
@@ -68,7 +73,7 @@ class RunRecorder:
 
     def __init__(self, cfg: DictConfig) -> None:
         self.path = Path(cfg.paths.output_dir) / RECORD_NAME
-        self.mode = _direction(cfg)
+        self.mode = objective_direction(cfg)
         self.optimized_metric = cfg.get("optimized_metric")
         self._start = time.perf_counter()
         hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
@@ -150,7 +155,7 @@ class RunRecorder:
 def record_lost_job(folder: str | Path, overrides: Sequence[str], job: dict[str, Any], error: str) -> None:
     """Mark a sweep job whose process died (killed, out of memory) `failed` in its run_record.json.
 
-    The job's own record is kept and completed when it has one (it says `running`); otherwise one is written.
+    The job's own record is completed when it says `running`; one is written when the job died before writing any.
     """
     folder = Path(folder)
     record = read_run_record(folder) or {
@@ -158,7 +163,7 @@ def record_lost_job(folder: str | Path, overrides: Sequence[str], job: dict[str,
         "monitor": {}, "objective": None, "epochs": None, "metrics": {}, "started_at": None, "wall_time_s": None,
     }
     if record.get("status") != "running":
-        return  # it ended (and said how) before its process died
+        return  # it ended, and said how, before its process died
     record.update(status="failed", error=error, objective=None,
                   finished_at=datetime.now().astimezone().isoformat(timespec="seconds"))
     write_json(folder / RECORD_NAME, record)
