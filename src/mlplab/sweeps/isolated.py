@@ -79,7 +79,7 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
                 results[idx] = _lost(launcher, num, overrides, error)
                 executor.shutdown(wait=False)
                 executor = None
-            except BaseException as error:  # the job ended its worker's call with SystemExit (a signal stopped it)
+            except BaseException as error:  # noqa: BLE001  SystemExit from a job a signal stopped, or an unpicklable task
                 log.warning("Job #%d: %s: %s (its run_record.json says how it ended)", num, type(error).__name__, error)
                 results[idx] = _returned(launcher, num, overrides, worst=True)
         if executor is not None:
