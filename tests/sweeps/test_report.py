@@ -250,3 +250,19 @@ def test_a_sweep_stopped_by_sigterm_reports_what_ran_and_lists_the_jobs_not_star
     text = (sweep / "summary.md").read_text()
     assert "3 jobs: 1 completed, 1 interrupted, 1 not started" in text and "| 2 | not started | 0.003 |" in text
     assert not (sweep / "2").exists()
+
+
+def test_the_repeat_keys_are_a_setting_of_the_report_in_the_hydra_config(tmp_path):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.utils import instantiate
+
+    from mlplab.utils.config import CONFIG_DIR
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        default = compose("train", return_hydra_config=True).hydra.callbacks.sweep_report
+        chosen = compose("train", ["hydra.callbacks.sweep_report.repeat_keys=[data.fold]"], return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    assert instantiate(default).repeat_keys == ("seed", "data.fold")
+    assert instantiate(chosen.hydra.callbacks.sweep_report).repeat_keys == ("data.fold",)

@@ -31,6 +31,8 @@ from mlplab.run_record import record_lost_job
 
 log = logging.getLogger(__name__)
 
+STOP_WAIT_S = 30  # how long a stopped sweep waits for its running jobs to save and record their stop
+
 
 def _slots(n_jobs: Any, jobs: int) -> int:
     """joblib's meaning of n_jobs: a count, or -1 for every core (-2: all but one, ...)."""
@@ -93,11 +95,16 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
             while thread.is_alive():
                 thread.join(timeout=0.5)  # a short wait: the main thread must stay free to take signals
     except BaseException:
-        # stopped itself (Ctrl-C, SIGTERM): stop the running jobs the same way, so they record it and save
+        # the sweep was stopped (Ctrl-C, SIGTERM): stop the running jobs the same way, so that they save and record it,
+        # and give them a moment to, before the report is written on the way out
         for executor in executors:
             for process in list(getattr(executor, "_processes", {}).values()):  # loky's {pid: process}
                 if process.is_alive():
                     os.kill(process.pid, signal.SIGTERM)
+        while not pending.empty():  # the slots take no new job
+            pending.get_nowait()
+        for thread in threads:
+            thread.join(timeout=STOP_WAIT_S)
         raise
     return results  # type: ignore[return-value]  # every slot filled its jobs' places
 
