@@ -1,7 +1,13 @@
 """run_record.json: what became of one run (status, metrics, epochs, wall time, overrides, error).
 
 Written into the run's folder when the run starts (status `running`, so a killed job is visible) and
-again when it ends, each time atomically. Sweep reports (mlplab.sweeps.report) are built from these.
+again when it ends, each time atomically, as standard JSON. Sweep reports (mlplab.sweeps.report) are built
+from these.
+
+status: `running`, `completed`, `diverged` (a NaN/inf loss), `interrupted` (stopped by a signal: `signal` and
+`phase` say which and when), `failed` (any other error, or a sweep job whose process died).
+objective: the optimised metric's value, or null when the run has none that is finite (it failed, diverged,
+was interrupted, or the metric was not logged). A sweeper got the worst value instead (`worst_value`).
 """
 
 from __future__ import annotations
@@ -11,7 +17,6 @@ import logging
 import math
 import os
 import socket
-import tempfile
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -23,26 +28,14 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 
+from mlplab import stops
 from mlplab.utils.errors import DivergedError
+from mlplab.utils.files import write_json
 
 log = logging.getLogger(__name__)
 
 RECORD_NAME = "run_record.json"
-STATUSES = ("running", "completed", "diverged", "failed")
 BEST_SUFFIX = "_best"  # train() reports the best value of the monitored metric as `<metric>_best`
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write `data` to `path` as JSON via a temporary file and a rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, default=str)  # NaN/inf are written as JSON's NaN/Infinity
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_run_record(folder: str | Path) -> dict[str, Any] | None:
@@ -56,10 +49,15 @@ def worst_value(mode: str) -> float:
     return -math.inf if mode == "max" else math.inf
 
 
-def _direction(cfg: DictConfig) -> str:
-    """'max' or 'min' for the optimised metric: the sweeper's direction if it has one, else the monitor's mode."""
-    if HydraConfig.initialized():
-        direction = HydraConfig.get().sweeper.get("direction")  # Optuna: maximize/minimize (a list: several objectives)
+def objective_direction(cfg: DictConfig) -> str:
+    """'max' or 'min' for the optimised metric: the sweeper's direction if it has one, else the monitor's mode.
+
+    The sweeper's settings are read from `cfg.hydra` when `cfg` has them (a job's config composed by a launcher),
+    else from Hydra's config of the running job.
+    """
+    hydra_cfg = cfg.hydra if "hydra" in cfg else HydraConfig.get() if HydraConfig.initialized() else None
+    if hydra_cfg is not None:
+        direction = hydra_cfg.sweeper.get("direction")  # Optuna: maximize/minimize (a list: several objectives)
         name = str(getattr(direction, "name", direction) or "").lower()
         if name in ("maximize", "minimize"):
             return name[:3]
@@ -75,7 +73,7 @@ class RunRecorder:
 
     def __init__(self, cfg: DictConfig) -> None:
         self.path = Path(cfg.paths.output_dir) / RECORD_NAME
-        self.mode = _direction(cfg)
+        self.mode = objective_direction(cfg)
         self.optimized_metric = cfg.get("optimized_metric")
         self._start = time.perf_counter()
         hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
@@ -96,36 +94,40 @@ class RunRecorder:
             "finished_at": None,
             "wall_time_s": None,
             "error": None,
+            "signal": None,  # interrupted: the signal that stopped the run (SIGTERM, SIGINT)
+            "phase": None,  # interrupted or failed: the phase the signal came in or the error was raised in (stops.PHASES)
         }
         self._write()
 
     def completed(self, metrics: dict[str, float]) -> float | None:
         """Record a finished run; return its objective (the worst value if the run diverged or it is not finite)."""
         monitor = self.record["monitor"]
-        monitor["best"] = metrics.get(monitor["metric"] + BEST_SUFFIX, metrics.get(monitor["metric"]))
+        best = metrics.get(monitor["metric"] + BEST_SUFFIX, metrics.get(monitor["metric"]))
+        monitor["best"] = best if _is_finite(best) else None
         losses = [value for name, value in metrics.items() if name.split("/")[-1].startswith("loss")]
         objective = metrics.get(self.optimized_metric) if self.optimized_metric else None
         if self.optimized_metric and objective is None:
             log.warning("optimized_metric=%s was not logged; logged: %s", self.optimized_metric, ", ".join(sorted(metrics)))
         diverged = not all(_is_finite(value) for value in losses)
-        if objective is not None and (diverged or not _is_finite(objective)):
-            objective = worst_value(self.mode)
-        self._finish("diverged" if diverged else "completed", metrics=metrics, objective=objective,
+        finite = objective is not None and not diverged and _is_finite(objective)
+        self._finish("diverged" if diverged else "completed", metrics=metrics, objective=objective if finite else None,
                      error="a loss is NaN or infinite" if diverged else None)
-        return objective
+        return objective if finite or objective is None else worst_value(self.mode)
 
     def failed(self, error: BaseException, notes: Sequence[str] = ()) -> float:
-        """Record a run that raised `error` (and `notes` on it); return the objective a sweeper should get for it."""
-        if isinstance(error, DivergedError):
-            status = "diverged"
-        elif isinstance(error, (KeyboardInterrupt, SystemExit)):  # Ctrl-C, or SIGTERM (Lightning raises SystemExit)
-            status = "interrupted"
+        """Record a run that raised `error` (and `notes` on it); return the objective a sweeper should get for it.
+
+        A `mlplab.stops.Stopped` is recorded as `interrupted`, with its signal and phase.
+        """
+        if isinstance(error, stops.Stopped):
+            status, message = "interrupted", str(error)
+            self.record.update(signal=error.signal_name, phase=error.phase)
         else:
-            status = "failed"
-        message = "; ".join([f"{type(error).__name__}: {error}".strip()[:1500], *notes])
-        objective = worst_value(self.mode)
-        self._finish(status, objective=objective, error=message)
-        return objective
+            status = "diverged" if isinstance(error, DivergedError) else "failed"
+            message = f"{type(error).__name__}: {error}".strip()[:1500]
+            self.record.update(phase=stops.phase())
+        self._finish(status, error="; ".join([message, *notes]))
+        return worst_value(self.mode)
 
     def _finish(self, status: str, metrics: dict[str, float] | None = None, objective: float | None = None,
                 error: str | None = None) -> None:
@@ -133,7 +135,9 @@ class RunRecorder:
         epochs = metrics.pop("epochs", None)
         self.record.update(
             status=status,
-            metrics=metrics,
+            # standard JSON: a NaN or infinite metric (a diverged run's loss) is null
+            metrics={name: value if _is_finite(value) or not isinstance(value, float) else None
+                     for name, value in metrics.items()},
             epochs=int(epochs) if epochs is not None else None,
             objective=objective,
             error=error,
@@ -145,4 +149,21 @@ class RunRecorder:
 
     def _write(self) -> None:
         if rank_zero_only.rank == 0:  # DDP: one record per run, by the process that owns the outputs
-            write_json_atomic(self.path, self.record)
+            write_json(self.path, self.record)
+
+
+def record_lost_job(folder: str | Path, overrides: Sequence[str], job: dict[str, Any], error: str) -> None:
+    """Mark a sweep job whose process died (killed, out of memory) `failed` in its run_record.json.
+
+    The job's own record is completed when it says `running`; one is written when the job died before writing any.
+    """
+    folder = Path(folder)
+    record = read_run_record(folder) or {
+        "status": "running", "overrides": list(overrides), "job": job, "output_dir": str(folder.resolve()),
+        "monitor": {}, "objective": None, "epochs": None, "metrics": {}, "started_at": None, "wall_time_s": None,
+    }
+    if record.get("status") != "running":
+        return  # it ended, and said how, before its process died
+    record.update(status="failed", error=error, objective=None,
+                  finished_at=datetime.now().astimezone().isoformat(timespec="seconds"))
+    write_json(folder / RECORD_NAME, record)

@@ -12,6 +12,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
+from mlplab import stops
 from mlplab.config.location import CONFIG_DIR
 from mlplab.config.resolvers import register_resolvers
 from mlplab.config.validation import check_data_fits, validate_config
@@ -58,6 +59,7 @@ def fit_and_test(cfg: DictConfig) -> dict[str, float]:
     if resume_from:
         log.info("Resuming from %s", resume_from)
     trainer = build_trainer(cfg, build_callbacks(cfg), build_loggers(cfg))
+    stops.track_phases(trainer, datamodule)
 
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     metrics = metric_values(trainer)  # testing replaces the trainer's metrics: keep the training ones
@@ -84,23 +86,28 @@ def main(cfg: DictConfig) -> float | None:
     """Hydra entry point: train, keep run_record.json, return the optimised metric (for sweepers such as Optuna).
 
     In a sweep, a failing job is recorded, logged and returns the worst value, so the other jobs go on;
-    a single run re-raises.
+    a single run re-raises. A signal stops the run (and a sweep in this process) in any phase (mlplab.stops).
     """
     prepare_process()
     job = start_sweep_job(cfg)  # a sweep job already completed, or trained by another process, is not run again
     if not job.train:
         return job.objective
     recorder = RunRecorder(cfg)
-    try:
-        metrics = train(cfg)
-    except BaseException as error:
-        objective = recorder.failed(error, end_distributed_run(failed=True))
-        if isinstance(error, Exception) and in_sweep():
-            log.exception("Job failed (recorded in %s); the sweep goes on", recorder.path)
-            return objective
-        raise
-    end_distributed_run()
-    return recorder.completed(metrics)
+    with stops.handled():
+        try:
+            metrics = train(cfg)
+        except BaseException as error:
+            stop = stops.stop_behind(error)
+            objective = recorder.failed(stop or error, end_distributed_run(failed=True))
+            if stop is not None:
+                log.warning("Run %s; %s says interrupted", stop, recorder.path)
+                raise stop from None
+            if isinstance(error, Exception) and in_sweep():
+                log.exception("Job failed (recorded in %s); the sweep goes on", recorder.path)
+                return objective
+            raise
+        end_distributed_run()
+        return recorder.completed(metrics)
 
 
 def cli() -> None:

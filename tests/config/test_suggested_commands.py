@@ -74,7 +74,10 @@ NEEDS_OPTION = {
     "hydra.launcher.": "hydra/launcher=parallel",
 }
 # Words quoted as values the checks refuse (not suggestions): checked to be refused
-REFUSED = {"lr=-1": "README: the example of a bad value a sweep records as failed"}
+REFUSED = {
+    "lr=-1": "README: the example of a bad value a sweep records as failed",
+    "trainer.max_steps=0": "README, Troubleshooting: refused like trainer.max_epochs=0",
+}
 
 OVERRIDE = re.compile(r"^[+~]?(?P<key>[a-z_][a-z0-9_]*(?:[./][a-z0-9_]+)*)=(?P<value>.*)$")
 PLACEHOLDER = "PLACEHOLDER"

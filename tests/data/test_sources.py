@@ -63,6 +63,7 @@ def test_a_corrupted_local_file_is_replaced_by_a_verified_copy_and_one_log_line_
     mirror, files = _mirror(tmp_path)
     dest = fetch_verified(tmp_path / "data", files, [mirror])
     (dest / "a").write_bytes(b"corrupted")
+    caplog.clear()  # only what the second fetch logs (an earlier test may have left INFO on for mlplab)
     with caplog.at_level(logging.INFO, logger="mlplab.data.sources"):
         fetch_verified(dest, files, [mirror], what="DS")
     assert md5sum(dest / "a") == files["a"]

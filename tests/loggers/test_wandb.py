@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mlplab.loggers.wandb import WandbLogger, choose_mode, finish_run, has_credentials
+from mlplab.run_record import read_run_record
 from mlplab.train import main, train
 from mlplab.config.location import PROJECT_ROOT
 from mlplab.utils.wandb_offline import OfflineRun, offline_runs
@@ -137,3 +140,57 @@ def test_finishing_a_failed_run_marks_it_failed_and_frees_the_process_for_the_ne
     assert wandb.run is None
     (path,) = offline_runs(tmp_path / "wandb")
     assert OfflineRun(path).exit_code == 1
+
+
+def test_lightnings_wandb_logger_still_adds_what_ours_removes():
+    """WandbLogger drops the `anonymous=None` that Lightning puts into `_wandb_init` (wandb warns about it). When this
+    fails, Lightning changed what it keeps there: check WandbLogger.__init__ and `experiment`, which rely on it."""
+    from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
+
+    theirs = LightningWandbLogger(project="mlplab-test")._wandb_init
+    assert "anonymous" in theirs and theirs["anonymous"] is None
+    ours = WandbLogger(project="mlplab-test", mode="disabled")._wandb_init
+    assert "anonymous" not in ours and ours["mode"] == "disabled"
+
+
+def test_a_seed_sweep_is_browsable_in_one_wandb_folder_with_its_aggregated_summary_run(tiny_mnist, tmp_path, monkeypatch,
+                                                                                    capsys):
+    sweep_dir = tmp_path / "sweep"
+    monkeypatch.setattr(sys, "argv", ["train.py", "-m", "lr=1e-3,1e-2", "seed=1,2", f"hydra.sweep.dir={sweep_dir}",
+                                      *without_pictures(tiny_overrides(*tiny_mnist)), "trainer.max_epochs=1"])
+    main()
+
+    # every job keeps its run in its own folder, and the sweep folder's wandb/ holds them all and the summary run
+    job_runs = {path.name: OfflineRun(path) for job in range(4) for path in offline_runs(sweep_dir / str(job) / "wandb")}
+    assert len(job_runs) == 4
+    runs = {path.name: OfflineRun(path) for path in offline_runs(sweep_dir / "wandb")}
+    [summary_name] = [name for name, run in runs.items() if run.job_type == "sweep-summary"]
+    assert set(runs) - {summary_name} == set(job_runs)
+    assert {runs[name].id for name in job_runs} == {run.id for run in job_runs.values()}  # read through the links
+    summary = runs[summary_name]
+    assert (summary.group, summary.exit_code) == ("sweep", 0)
+    dry_run = subprocess.run([sys.executable, "-m", "wandb", "sync", "--dry-run", str(sweep_dir / "wandb")],
+                             capture_output=True, text=True, timeout=120, check=True)
+    listed = dry_run.stdout + dry_run.stderr + "\n"
+    # one `wandb sync` uploads them all (the summary run may be listed as latest-run/, wandb's link to it)
+    assert "Would sync 5 run(s)" in listed and all(f"/run-{run.id}.wandb\n" in listed for run in runs.values())
+
+    # the aggregate over seeds, by hand from the jobs' records: in summary_by_config.csv, the printed table and W&B
+    records = [read_run_record(sweep_dir / str(job)) for job in range(4)]
+    with (sweep_dir / "summary_by_config.csv").open() as f:
+        by_config = list(csv.DictReader(f))
+    columns, table = summary.table("sweep/summary_by_config")
+    assert [row["lr"] for row in by_config] == ["0.001", "0.01"] and [row[0] for row in table] == ["0.001", "0.01"]
+    for row, cells in zip(by_config, table):
+        mine = [r for r in records if f"lr={row['lr']}" in r["overrides"]]
+        for metric, values in (("best val/acc", [r["monitor"]["best"] for r in mine]),
+                               ("test/acc", [r["metrics"]["test/acc"] for r in mine])):
+            mean = sum(values) / 2
+            std = math.sqrt(sum((v - mean) ** 2 for v in values))  # n - 1 = 1
+            assert float(row[f"{metric} mean"]) == pytest.approx(mean, rel=1e-12, abs=1e-15)
+            assert float(row[f"{metric} std"]) == pytest.approx(std, rel=1e-9, abs=1e-15) and row[f"{metric} n"] == "2"
+            assert cells[columns.index(f"{metric} mean")] == pytest.approx(mean, rel=1e-12, abs=1e-15)
+    assert "By configuration (mean ± std (n) over seed)" in capsys.readouterr().out
+    _, jobs_table = summary.table("sweep/summary")
+    with (sweep_dir / "summary.csv").open() as f:
+        assert [[row[c] for c in ("job", "status")] for row in csv.DictReader(f)] == [[str(r[0]), r[1]] for r in jobs_table]

@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,12 +16,13 @@ import pytest
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from mlplab.run_record import RECORD_NAME, read_run_record, write_json_atomic
+from mlplab.config.location import PROJECT_ROOT
+from mlplab.run_record import RECORD_NAME, RunRecorder, read_run_record
 from mlplab.sweeps.report import best_job, log_to_wandb, read_jobs, swept_keys, write_report
 from mlplab.train import main
-from mlplab.utils.errors import ConfigError
+from mlplab.utils.errors import ConfigError, DivergedError
+from mlplab.utils.files import write_json
 from mlplab.utils.wandb_offline import OfflineRun, offline_runs
-from mlplab.utils.errors import DivergedError
 from tests.conftest import tiny_overrides
 
 
@@ -56,7 +60,7 @@ def test_a_2x2_sweep_with_a_failing_job_reports_every_job_and_the_others_finish(
         assert float(row["wall_time_s"]) > 0
     assert rows[2]["test/acc"] == ""
     failed = read_run_record(sweep_dir / "2")
-    assert failed["objective"] == -math.inf  # what the sweeper got: the worst value for a maximised metric
+    assert failed["objective"] is None  # the sweeper got the worst value (-inf when maximising); JSON has no -inf
     assert "optimizer=sgd" in failed["overrides"] and failed["job"]["num"] == 2
 
     best = max((r for r in rows if r["status"] == "completed"), key=lambda r: float(r["best val/acc"]))
@@ -95,10 +99,12 @@ def test_a_single_run_records_its_metrics_epochs_and_overrides(tiny_mnist, tmp_p
     assert 0 < record["wall_time_s"] and record["finished_at"] >= record["started_at"]
 
 
-def _job(folder: Path, num: int, status: str, best: float | None, overrides: list[str], mode: str = "max") -> None:
-    write_json_atomic(folder / str(num) / RECORD_NAME, {
+def _job(folder: Path, num: int, status: str, best: float | None, overrides: list[str], mode: str = "max",
+         test: float | None = None) -> None:
+    test = best if test is None else test
+    write_json(folder / str(num) / RECORD_NAME, {
         "status": status, "overrides": overrides, "job": {"num": num}, "monitor": {"metric": "val/loss", "mode": mode, "best": best},
-        "metrics": {"test/loss": best} if best is not None else {}, "epochs": 1, "wall_time_s": 1.0, "error": None,
+        "metrics": {"test/loss": test} if test is not None else {}, "epochs": 1, "wall_time_s": 1.0, "error": None,
         "started_at": "2026-01-01T00:00:00+00:00",
     })
 
@@ -124,16 +130,139 @@ def test_the_table_goes_to_a_wandb_summary_run_in_the_sweeps_group(tmp_path):
     _job(tmp_path, 0, "completed", 0.5, ["lr=0.1"])
     _job(tmp_path, 1, "failed", None, ["lr=10"])
     report = write_report(tmp_path)
-    config = OmegaConf.create({"logger": {"wandb": {"project": "mlplab-test", "group": "sweep-42", "save_dir": str(tmp_path / "wb")}}})
+    config = OmegaConf.create({"logger": {"wandb": {"project": "mlplab-test", "group": "sweep-42"}}})
     log_to_wandb(config, tmp_path, report)  # WANDB_MODE=offline (conftest)
-    [run] = [OfflineRun(path) for path in offline_runs(tmp_path / "wb")]
+    [run] = [OfflineRun(path) for path in offline_runs(tmp_path / "wandb")]  # the sweep folder's wandb/
     assert (run.group, run.job_type, run.name) == ("sweep-42", "sweep-summary", "sweep-42-summary")
-    assert "sweep/summary" in run.overview["summary"] and run.exit_code == 0
+    assert run.exit_code == 0 and run.summary["best_job"] == 0 and run.summary["best_value"] == 0.5
+    columns, rows = run.table("sweep/summary")
+    assert columns == report["columns"]
+    assert [(row[0], row[1], row[columns.index("test/loss")]) for row in rows] == [(0, "completed", 0.5), (1, "failed", None)]
 
 
-def test_run_records_are_replaced_atomically(tmp_path):
-    path = tmp_path / RECORD_NAME
-    write_json_atomic(path, {"status": "running"})
-    write_json_atomic(path, {"status": "completed", "objective": math.inf})
-    assert json.loads(path.read_text()) == {"status": "completed", "objective": math.inf}
-    assert [p.name for p in tmp_path.iterdir()] == [RECORD_NAME]
+def test_the_wandb_mode_of_the_summary_run_is_decided_as_the_jobs_is(tmp_path, monkeypatch):
+    _job(tmp_path, 0, "completed", 0.5, ["lr=0.1"])
+    report = write_report(tmp_path)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    log_to_wandb(OmegaConf.create({"logger": {"wandb": {"project": "mlplab-test", "mode": "disabled"}}}), tmp_path, report)
+    assert offline_runs(tmp_path / "wandb") == []  # logger.wandb.mode wins over WANDB_MODE, as in WandbLogger
+
+
+def _strict_json(path: Path) -> dict:
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{path} is not standard JSON: it holds {constant}")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_run_records_are_standard_json_and_a_failed_write_keeps_the_old_record(compose_config, tiny_mnist, monkeypatch):
+    cfg = compose_config(*tiny_overrides(*tiny_mnist))
+    recorder = RunRecorder(cfg)
+    path = recorder.path
+    running = path.read_text()
+    monkeypatch.setattr("os.fsync", lambda fd: (_ for _ in ()).throw(OSError("disk full")))  # fails after writing the data
+    with pytest.raises(OSError, match="disk full"):
+        recorder.completed({"train/loss": math.nan, "val/acc": 0.5, "epochs": 1})
+    assert path.read_text() == running and [p.name for p in path.parent.iterdir()] == [RECORD_NAME]  # no temporary left
+    monkeypatch.undo()
+
+    assert recorder.completed({"train/loss": math.nan, "val/loss": math.inf, "val/acc": 0.5, "epochs": 1}) == -math.inf
+    record = _strict_json(path)
+    assert (record["status"], record["objective"]) == ("diverged", None)
+    assert record["metrics"] == {"train/loss": None, "val/loss": None, "val/acc": 0.5}
+
+    assert recorder.failed(RuntimeError("boom")) == -math.inf  # what a sweeper gets: a number Optuna accepts
+    record = _strict_json(path)
+    assert (record["status"], record["objective"], record["error"]) == ("failed", None, "RuntimeError: boom")
+
+
+def test_max_epochs_0_is_refused_before_anything_runs(compose_config, tiny_mnist, tmp_path):
+    from mlplab.train import train
+
+    overrides = [o for o in tiny_overrides(*tiny_mnist) if not o.startswith("trainer.max_epochs")]
+    for key, override in (("max_epochs", "trainer.max_epochs=0"), ("max_steps", "trainer.max_steps=0")):
+        with pytest.raises(ConfigError, match=f"trainer.{key}=0 is invalid: must be an integer >= 1"):
+            train(compose_config(*overrides, override))
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def _by_hand(values: list[float]) -> tuple[float, float | None, int]:
+    """(mean, sample standard deviation, count), written out."""
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else None
+    return mean, std, n
+
+
+def test_repeats_over_seeds_and_folds_are_aggregated_per_configuration(tmp_path):
+    jobs = [  # (lr, seed, fold, status, best, test)
+        ("0.1", 1, 0, "completed", 0.50, 0.55), ("0.1", 2, 0, "completed", 0.40, 0.47), ("0.1", 3, 0, "completed", 0.45, 0.46),
+        ("0.01", 1, 0, "completed", 0.30, 0.31), ("0.01", 2, 0, "failed", None, None), ("0.01", 3, 0, "completed", 0.20, 0.26),
+    ]
+    for num, (lr, seed, fold, status, best, test) in enumerate(jobs):
+        _job(tmp_path, num, status, best, [f"lr={lr}", f"seed={seed}", f"data.fold={fold}"], mode="min", test=test)
+    report = write_report(tmp_path)
+    columns, _ = report["by_config"]
+    assert columns[:3] == ["lr", "jobs", "completed"]  # data.fold is a repeat key too, but was not varied
+    with (tmp_path / "summary_by_config.csv").open() as f:
+        written = list(csv.DictReader(f))
+    for lr, row in zip(("0.1", "0.01"), written):
+        mine = [job for job in jobs if job[0] == lr]
+        assert (row["lr"], row["jobs"], row["completed"]) == (lr, "3", str(sum(job[3] == "completed" for job in mine)))
+        for metric, index in (("best val/loss", 4), ("test/loss", 5)):
+            mean, std, n = _by_hand([job[index] for job in mine if job[3] == "completed"])
+            assert float(row[f"{metric} mean"]) == pytest.approx(mean, rel=1e-12)
+            assert float(row[f"{metric} std"]) == pytest.approx(std, rel=1e-12) and int(row[f"{metric} n"]) == n
+    text = (tmp_path / "summary.md").read_text()
+    mean, std, n = _by_hand([0.31, 0.26])
+    assert "## By configuration (mean ± std (n) over seed)" in text and f"| 0.01 | 3 | 2 | 0.25 ± 0.071 (2) | {mean:.4g} ± {std:.2g} (2) |" in text
+    assert report["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # which keys are repeats is the report's setting: with only data.fold, seed is part of the configuration
+    assert write_report(tmp_path, repeat_keys=("data.fold",))["by_config"] is None
+
+
+class SignalJob(L.Callback):
+    """Sends `signum` to this process at the third training batch of sweep job `job`."""
+
+    def __init__(self, job: int, signum: int) -> None:
+        self.job, self.signum = job, signum
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if HydraConfig.get().job.num == self.job and batch_idx == 2:
+            os.kill(os.getpid(), self.signum)
+
+
+def test_a_sweep_stopped_by_sigterm_reports_what_ran_and_lists_the_jobs_not_started(tiny_mnist, tmp_path):
+    sweep = tmp_path / "sweep"
+    stop = f"+callbacks.stop={{_target_:tests.sweeps.test_report.SignalJob,job:1,signum:{int(signal.SIGTERM)}}}"
+    quick = [o for o in tiny_overrides(*tiny_mnist) if not o.startswith("callbacks.")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), str(PROJECT_ROOT / "src")])}
+    result = subprocess.run([sys.executable, "train.py", "-m", "lr=1e-3,2e-3,3e-3", *quick, "callbacks=none", "logger=csv",
+                             "trainer.max_epochs=1", stop, f"hydra.sweep.dir={sweep}"], cwd=PROJECT_ROOT, env=env,
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 143, result.stderr[-3000:]
+    with (sweep / "summary.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["job"], r["lr"], r["status"]) for r in rows] == [
+        ("0", "0.001", "completed"), ("1", "0.002", "interrupted"), ("2", "0.003", "not started")]
+    assert rows[1]["error"] == "stopped by SIGTERM during fit (exit code 143)" and rows[2]["folder"] == ""
+    text = (sweep / "summary.md").read_text()
+    assert "3 jobs: 1 completed, 1 interrupted, 1 not started" in text and "| 2 | not started | 0.003 |" in text
+    assert not (sweep / "2").exists()
+
+
+def test_the_repeat_keys_are_a_setting_of_the_report_in_the_hydra_config(tmp_path):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.utils import instantiate
+
+    from mlplab.utils.config import CONFIG_DIR
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        default = compose("train", return_hydra_config=True).hydra.callbacks.sweep_report
+        chosen = compose("train", ["hydra.callbacks.sweep_report.repeat_keys=[data.fold]"], return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    assert instantiate(default).repeat_keys == ("seed", "data.fold")
+    assert instantiate(chosen.hydra.callbacks.sweep_report).repeat_keys == ("data.fold",)

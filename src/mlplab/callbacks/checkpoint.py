@@ -17,6 +17,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from mlplab import stops
 from mlplab.utils.resume import resume_hint
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class ResumableCheckpoint(ModelCheckpoint):
             self._handlers = {s: signal.signal(s, self._request_stop) for s in self.STOP_SIGNALS}
 
     def _request_stop(self, signum: int, frame: FrameType | None) -> None:
+        stops.note(signum)  # the run's record and exit code say which signal stopped it, and in which phase
         if signum == signal.SIGINT and self._stop_signal is not None:
             raise KeyboardInterrupt  # the second Ctrl-C: stop now
         self._stop_signal = signum

@@ -33,6 +33,12 @@ def has_credentials() -> bool:
     return any((entry := entries.authenticators(host)) and entry[2] for host in hosts)
 
 
+def resolve_mode(configured: str | None, sync_dir: str | Path | None = None) -> str:
+    """The W&B mode of a run (the jobs' and the sweep summary's alike): `configured` (logger.wandb.mode) when set,
+    else `choose_mode`."""
+    return configured or choose_mode(sync_dir)
+
+
 def choose_mode(sync_dir: str | Path | None = None) -> str:
     """WANDB_MODE if set; otherwise online when credentials exist, else offline (saying how to upload later)."""
     if mode := os.environ.get("WANDB_MODE"):
@@ -53,13 +59,16 @@ class WandbLogger(LightningWandbLogger):
 
     def __init__(self, mode: str | None = None, **kwargs: Any) -> None:
         super().__init__(mode=mode, **kwargs)
-        if self._wandb_init.get("anonymous") is None:
-            del self._wandb_init["anonymous"]  # wandb warns about the setting even when it is None
+        # Relies on Lightning's WandbLogger keeping wandb.init's keywords in `self._wandb_init` and putting
+        # `anonymous=None` there when not asked for; wandb warns about that setting even when it is None.
+        # tests/loggers/test_wandb.py fails the day Lightning changes either, so this can go then.
+        if "anonymous" in self._wandb_init and self._wandb_init["anonymous"] is None:
+            self._wandb_init.pop("anonymous")
 
     @property
     def experiment(self) -> Any:
-        if self._experiment is None and rank_zero_only.rank == 0 and not self._wandb_init.get("mode"):
-            self._wandb_init["mode"] = choose_mode(self.save_dir)
+        if self._experiment is None and rank_zero_only.rank == 0:
+            self._wandb_init["mode"] = resolve_mode(self._wandb_init.get("mode"), self.save_dir)
         try:
             return super().experiment
         except Exception as error:

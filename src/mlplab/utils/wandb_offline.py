@@ -88,6 +88,11 @@ class OfflineRun:
         """The logged rows, each a flat dict of metric -> value."""
         return [r["history"]["item"] for r in self.records if r.get("type") == "history"]
 
+    def table(self, key: str) -> tuple[list[str], list[list[Any]]]:
+        """(columns, rows) of the W&B table last logged under `key`, from the file the run keeps it in."""
+        table = json.loads((self.path / "files" / self.summary[key]["path"]).read_text())
+        return table["columns"], table["data"]
+
     def images(self, key: str) -> list[Path]:
         """The image files logged under `key`, in the order they were logged."""
         files = [name for row in self.history for name in row.get(f"{key}.filenames", [])]

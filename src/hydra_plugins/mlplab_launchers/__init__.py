@@ -1,0 +1,1 @@
+"""mlplab's Hydra launchers: Hydra finds plugins only under the `hydra_plugins` namespace package."""

@@ -1,0 +1,194 @@
+"""Stops by a signal, in whatever phase a run is: SIGTERM (SLURM, `kill`) exits 143, Ctrl-C (SIGINT) 130.
+
+`handled()` (around a whole run, in train.py's main) gives both signals one meaning from start-up to the
+end: the run stops, logs one line saying which signal in which phase, and its run_record.json says
+`interrupted`, the signal and the phase. Training batches are the one place a stop waits:
+ResumableCheckpoint lets the batch finish and saves `last.ckpt`, so the run resumes exactly (it tells
+`note` what it received). Everywhere else (start-up, data, test, baselines, pictures) nothing is worth
+finishing, since every file is written atomically, so the stop is raised at once.
+
+The phase comes from `track_phases`: the data module's loading, a callback that follows fit, validation
+and test, and the hooks of the baselines and picture callbacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from types import FrameType
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from mlplab.utils.callback_hooks import BATCH_HOOKS
+
+log = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+PHASES = ("start-up", "data", "fit", "validation", "test", "baselines", "pictures")
+
+_phase = "start-up"
+_received: tuple[int, str] | None = None  # (signal, phase it came in) of the first stop signal of this run
+
+
+class Stopped(SIGTERMException):
+    """The run was stopped by `signum` in `phase`; its exit code is the shell's for the signal (128 + signum).
+
+    A SystemExit (Lightning's SIGTERMException, so that ResumableCheckpoint saves on it during fit): no
+    `except Exception` catches it, Hydra lets it through, and Python exits with its code without a traceback.
+    """
+
+    def __init__(self, signum: int, phase: str) -> None:
+        super().__init__(128 + signum)
+        self.signum, self.phase = signum, phase
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    def __str__(self) -> str:
+        return f"stopped by {self.signal_name} during {self.phase} (exit code {self.code})"
+
+
+def phase() -> str:
+    """The phase the run is in now (one of PHASES)."""
+    return _phase
+
+
+@contextmanager
+def in_phase(name: str) -> Iterator[None]:
+    """Run the block in phase `name`, then go back to the phase before."""
+    global _phase
+    before, _phase = _phase, name
+    try:
+        yield
+    finally:
+        _phase = before
+
+
+def note(signum: int) -> None:
+    """Remember that `signum` came, and in which phase (the first stop signal of the run counts)."""
+    global _received
+    if _received is None:
+        _received = (signum, _phase)
+
+
+def _stop_now(signum: int, frame: FrameType | None) -> None:
+    if _received is not None:
+        log.warning("%s again: already stopping", signal.Signals(signum).name)
+        return
+    note(signum)
+    raise Stopped(signum, _phase)
+
+
+def raise_pending() -> None:
+    """Raise the stop a signal asked for when nobody acted on it yet (it came during the last training batch or
+    the last validation, after which ResumableCheckpoint has no batch end left to stop at)."""
+    if _received is not None:
+        raise Stopped(*_received)
+
+
+@contextmanager
+def handled() -> Iterator[None]:
+    """Make SIGTERM and SIGINT stop the run in the block (see the module's docstring); restore the handlers after.
+
+    Restoring also undoes Lightning's `SIG_IGN` for SIGINT after a KeyboardInterrupt, so the next job of a sweep
+    in this process can still be stopped with Ctrl-C.
+    """
+    global _phase, _received
+    _phase, _received = "start-up", None
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+    before = {signum: signal.signal(signum, _stop_now) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+
+
+def stop_behind(error: BaseException) -> Stopped | None:
+    """The stop a signal caused, when one is behind `error` (also Lightning's exit 1 after a second Ctrl-C), else None."""
+    if isinstance(error, Stopped):
+        return error
+    if _received is not None:
+        return Stopped(*_received)
+    if isinstance(error, KeyboardInterrupt):
+        return Stopped(signal.SIGINT, _phase)
+    if isinstance(error, SIGTERMException):  # Lightning's own, from its SIGTERM handler
+        return Stopped(signal.SIGTERM, _phase)
+    return None
+
+
+class PhaseTracker(L.Callback):
+    """Follows fit, validation and test; raises a stop that was asked for but not acted on when training ends."""
+
+    def __init__(self) -> None:
+        self._before_validation = "fit"
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        global _phase
+        _phase = "fit"
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        global _phase
+        self._before_validation, _phase = _phase, "validation"
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        global _phase
+        _phase = self._before_validation
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        raise_pending()
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        global _phase
+        _phase = "test"
+
+
+def _in_phase(name: str, hook: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(hook)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with in_phase(name):
+            return hook(*args, **kwargs)
+
+    return run
+
+
+def _callback_phase(callback: L.Callback) -> str | None:
+    from mlplab.callbacks.baselines import Baselines
+    from mlplab.callbacks.loss_curves import LossCurves
+    from mlplab.callbacks.picture import PictureCallback
+
+    if isinstance(callback, Baselines):
+        return "baselines"
+    if isinstance(callback, (PictureCallback, LossCurves)):
+        return "pictures"
+    return None
+
+
+def track_phases(trainer: L.Trainer, datamodule: L.LightningDataModule) -> None:
+    """Let `phase()` follow the run: loading data, fit, validation, test, the baselines' and pictures' hooks.
+
+    The hooks are wrapped on the instances (Lightning looks them up with getattr); per-batch hooks are left
+    alone, so a training step costs what it did.
+    """
+    global _received
+    _received = None  # a signal before this raised at once: what is pending from here on is this run's
+    for name in ("prepare_data", "setup"):
+        setattr(datamodule, name, _in_phase("data", getattr(datamodule, name)))
+    for callback in trainer.callbacks:
+        name = _callback_phase(callback)
+        if name is None:
+            continue
+        for hook in dir(L.Callback):
+            own = getattr(type(callback), hook, None)
+            if hook.startswith("on_") and hook not in BATCH_HOOKS and callable(own) and own is not getattr(L.Callback, hook):
+                setattr(callback, hook, _in_phase(name, getattr(callback, hook)))
+    trainer.callbacks.append(PhaseTracker())

@@ -1,0 +1,141 @@
+"""Parallel sweep jobs that cannot take each other down (`hydra/launcher=parallel`).
+
+Hydra's joblib launcher runs every job in one loky pool: when one worker process dies (SIGKILL, the
+out-of-memory killer), loky breaks the whole pool, `TerminatedWorkerError` ends the sweep, the jobs that
+were running in the other workers are left `running` and no report is written. Here each of the
+`n_jobs` slots has a pool of its own with one worker (reused from job to job, as joblib reuses its
+workers, so torch is imported once per slot): a worker that dies takes only its own job, which is
+recorded `failed` (mlplab.run_record.record_lost_job) and returns the worst objective to the sweeper;
+the slot starts a fresh worker for its next job, and the other slots never notice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import re
+import signal
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
+from hydra_plugins.hydra_joblib_launcher._core import execute_job
+from joblib.externals.loky.process_executor import BrokenProcessPool, ProcessPoolExecutor
+from omegaconf import open_dict
+
+from mlplab.run_record import record_lost_job
+
+log = logging.getLogger(__name__)
+
+STOP_WAIT_S = 30  # how long a stopped sweep waits for its running jobs to save and record their stop
+
+
+def _slots(n_jobs: Any, jobs: int) -> int:
+    """joblib's meaning of n_jobs: a count, or -1 for every core (-2: all but one, ...)."""
+    n = int(n_jobs or 1)
+    if n < 0:
+        n = max(1, (os.cpu_count() or 1) + 1 + n)
+    return max(1, min(n, jobs))
+
+
+def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
+    """Run the jobs `n_jobs` at a time, each slot in a worker process of its own; one JobReturn per job, in order."""
+    setup_globals()
+    config, hydra_context = launcher.config, launcher.hydra_context
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    sweep_dir = Path(str(config.hydra.sweep.dir))
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    slots = _slots(launcher.joblib.get("n_jobs"), len(job_overrides))
+    log.info("Launching %d jobs, %d at a time, each slot in a process of its own; sweep output dir: %s",
+             len(job_overrides), slots, sweep_dir)
+    for idx, overrides in enumerate(job_overrides):
+        log.info("\t#%d : %s", initial_job_idx + idx, " ".join(filter_overrides(overrides)))
+
+    singleton_state = Singleton.get_state()
+    pending: queue.Queue[tuple[int, Sequence[str]]] = queue.Queue()
+    for idx, overrides in enumerate(job_overrides):
+        pending.put((idx, overrides))
+    results: list[JobReturn | None] = [None] * len(job_overrides)
+    executors: list[ProcessPoolExecutor] = []
+
+    def run_slot() -> None:
+        executor = None
+        while True:
+            try:
+                idx, overrides = pending.get_nowait()
+            except queue.Empty:
+                break
+            if executor is None:
+                executor = ProcessPoolExecutor(max_workers=1)
+                executors.append(executor)
+            num = initial_job_idx + idx
+            future = executor.submit(execute_job, num, overrides, hydra_context, config, launcher.task_function,
+                                     singleton_state)
+            try:
+                results[idx] = future.result()
+            except BrokenProcessPool as error:  # loky's TerminatedWorkerError: the worker died, with the job
+                results[idx] = _lost(launcher, num, overrides, error)
+                executor.shutdown(wait=False)
+                executor = None
+            except BaseException as error:  # noqa: BLE001  SystemExit from a job a signal stopped, or an unpicklable task
+                log.warning("Job #%d: %s: %s (its run_record.json says how it ended)", num, type(error).__name__, error)
+                results[idx] = _returned(launcher, num, overrides, worst=True)
+        if executor is not None:
+            executor.shutdown(wait=True)
+
+    threads = [threading.Thread(target=run_slot, name=f"sweep-slot-{i}", daemon=True) for i in range(slots)]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(timeout=0.5)  # a short wait: the main thread must stay free to take signals
+    except BaseException:
+        # the sweep was stopped (Ctrl-C, SIGTERM): stop the running jobs the same way, so that they save and record it,
+        # and give them a moment to, before the report is written on the way out
+        for executor in executors:
+            for process in list(getattr(executor, "_processes", {}).values()):  # loky's {pid: process}
+                if process.is_alive():
+                    os.kill(process.pid, signal.SIGTERM)
+        while not pending.empty():  # the slots take no new job
+            pending.get_nowait()
+        for thread in threads:
+            thread.join(timeout=STOP_WAIT_S)
+        raise
+    return results  # type: ignore[return-value]  # every slot filled its jobs' places
+
+
+def _job_config(launcher: Any, num: int, overrides: Sequence[str]) -> Any:
+    """The job's composed config, as its worker built it (execute_job), to find its folder and direction."""
+    job_cfg = launcher.hydra_context.config_loader.load_sweep_config(launcher.config, list(overrides))
+    with open_dict(job_cfg):
+        job_cfg.hydra.job.id = f"{job_cfg.hydra.job.name}_{num}"
+        job_cfg.hydra.job.num = num
+    return job_cfg
+
+
+def _returned(launcher: Any, num: int, overrides: Sequence[str], worst: bool) -> JobReturn:
+    from mlplab.run_record import objective_direction, worst_value
+
+    job_cfg = _job_config(launcher, num, overrides)
+    ret = JobReturn(overrides=list(overrides), cfg=job_cfg, hydra_cfg=None, task_name=job_cfg.hydra.job.name,
+                    working_dir=str(Path(str(job_cfg.hydra.sweep.dir)) / str(job_cfg.hydra.sweep.subdir)))
+    # a number the sweeper takes as the worst trial (a FAILED JobReturn would end a basic sweep, Optuna refuses NaN)
+    ret.return_value = worst_value(objective_direction(job_cfg)) if worst else None
+    ret.status = JobStatus.COMPLETED
+    return ret
+
+
+def _lost(launcher: Any, num: int, overrides: Sequence[str], error: BaseException) -> JobReturn:
+    ret = _returned(launcher, num, overrides, worst=True)
+    # loky's message ends "The exit codes of the workers are {SIGKILL(-9)}": the part worth keeping
+    codes = re.search(r"exit codes of the workers are (\{.*?\})", str(error))
+    reason = f"the job's process died (exit code {codes.group(1) if codes else 'unknown'}; {type(error).__name__})"
+    record_lost_job(ret.working_dir, overrides, {"name": ret.cfg.hydra.job.name, "num": num, "id": ret.cfg.hydra.job.id},
+                    reason)
+    log.error("Job #%d lost: %s; recorded failed in %s, the other jobs go on", num, reason, ret.working_dir)
+    return ret
