@@ -12,6 +12,7 @@ from PIL import Image
 from sklearn.metrics import confusion_matrix
 
 from mlplab.callbacks.confusion_matrix import confusion_counts
+from mlplab.callbacks.drawing import new_figure, save_png
 from mlplab.callbacks.loss_curves import epoch_metrics
 from mlplab.callbacks.saliency import input_gradients
 from mlplab.callbacks.weights import linear_layers, weight_tiles
@@ -167,3 +168,20 @@ def test_lean_callbacks_train_and_checkpoint_without_drawing_anything(tmp_path):
     assert metrics["time/epoch_s"] > 0 and "test/acc" in metrics  # the timer and the test of the best checkpoint
     assert (run / "checkpoints" / "last.ckpt").is_file() and list((run / "checkpoints").glob("best-*.ckpt"))
     assert not (run / "images").exists() and not (run / "curves.png").exists()
+
+
+def test_a_picture_that_fails_to_save_leaves_the_previous_png_and_no_temporary_file(tmp_path):
+    path = tmp_path / "images" / "test" / "picture.png"
+    save_png(np.full((4, 4), 200, dtype=np.uint8), path)
+    before = path.read_bytes()
+    figure = new_figure(2, 2)
+
+    def killed_mid_write(file, format):
+        file.write(b"\x89PNG half a picture")
+        raise KeyboardInterrupt
+
+    figure.savefig = killed_mid_write
+    with pytest.raises(KeyboardInterrupt):
+        save_png(figure, path)
+    assert path.read_bytes() == before and read_png(path).tolist() == [[200] * 4] * 4
+    assert [p.name for p in path.parent.iterdir()] == ["picture.png"]
