@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from omegaconf import DictConfig
 
-from mlplab.data.idx import write_idx
 from mlplab.config.compose import compose_run_config
 from mlplab.config.location import PROJECT_ROOT
+from mlplab.data.idx import write_idx
 
 REAL_DATA_DIR = PROJECT_ROOT / "data"
 

@@ -17,12 +17,13 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image
 
+from mlplab.config.compose import compose_run_config
+from mlplab.config.location import PROJECT_ROOT
 from mlplab.data.housing import FEATURE_NAMES, STATLIB_NAME, features_from_statlib, read_statlib
 from mlplab.data.images import FashionMNISTDataModule
 from mlplab.predict import InputError, predict, prediction_columns, read_image
 from mlplab.train import train
 from mlplab.utils.checkpoints import CheckpointError, trained_checkpoint
-from mlplab.utils.config import PROJECT_ROOT, compose_run_config
 from mlplab.utils.errors import ConfigError
 from mlplab.utils.instantiate import build_datamodule, build_module
 from tests.conftest import make_idx_dataset, tiny_overrides

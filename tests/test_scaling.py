@@ -19,11 +19,11 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
+from mlplab.config.location import CONFIG_DIR, PROJECT_ROOT
 from mlplab.data.sources import md5sum
 from mlplab.eval import evaluate
 from mlplab.run_record import read_run_record
 from mlplab.train import main
-from mlplab.config.location import CONFIG_DIR, PROJECT_ROOT
 from mlplab.utils.wandb_offline import offline_runs
 from tests.conftest import tiny_overrides
 

@@ -4,8 +4,8 @@ import sys
 
 import pytest
 
-from mlplab.train import main
 from mlplab.config.location import CONFIG_DIR
+from mlplab.train import main
 from tests.conftest import tiny_overrides
 
 SECRETS = {

@@ -15,9 +15,9 @@ import pytest
 
 from mlplab.callbacks.baselines import Baselines
 from mlplab.callbacks.confusion_matrix import ConfusionMatrix
+from mlplab.config.location import PROJECT_ROOT
 from mlplab.data.images import MNISTDataModule
 from mlplab.run_record import read_run_record
-from mlplab.utils.config import PROJECT_ROOT
 from tests.conftest import tiny_overrides
 
 

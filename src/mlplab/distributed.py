@@ -14,15 +14,14 @@ import logging
 import os
 import subprocess
 import sys
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from lightning.fabric.strategies.launchers.subprocess_script import _launch_process_observer
-from lightning.fabric.utilities.distributed import _set_num_threads_if_needed
 from lightning.pytorch.strategies import DDPStrategy
-from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
+
+from mlplab.utils.overrides import quoted_override
 
 log = logging.getLogger(__name__)
 
@@ -55,57 +54,11 @@ def job_command(local_rank: int, entry_point: str | None = None) -> list[str]:
         *(f"--config-path={s.path}" for s in sources if s.provider == "main"),
         *(f"--config-dir={s.path}" for s in sources if s.provider == "command-line"),
         *hydra_cfg.overrides.task,
-        f"hydra.run.dir={_quoted(hydra_cfg.runtime.output_dir)}",
+        quoted_override("hydra.run.dir", hydra_cfg.runtime.output_dir),
         "hydra.mode=RUN",
         "hydra.output_subdir=null",  # the job's .hydra/ is rank 0's
         f"hydra.job.name={hydra_cfg.job.name}_rank{local_rank}",  # its log file: <job folder>/<name>_rank<k>.log
     ]
-
-
-def _quoted(path: str) -> str:
-    return "'" + path.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-class HydraJobLauncher(_SubprocessScriptLauncher):
-    """Starts ranks 1..N-1 of this node as single runs of the current Hydra job (see the module docstring)."""
-
-    def __init__(self, *args: Any, entry_point: str | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.entry_point = entry_point
-
-    def launch(self, function: Callable, *args: Any, trainer: Any = None, **kwargs: Any) -> Any:
-        if not HydraConfig.initialized():  # train() called from Python: Lightning's own way
-            return super().launch(function, *args, trainer=trainer, **kwargs)
-        self.cluster_environment.validate_settings(num_devices=self.num_processes, num_nodes=self.num_nodes)
-        if not self.cluster_environment.creates_processes_externally:
-            self._start_ranks()
-            if not in_sweep():
-                # a single run: if a rank dies, end everything rather than hang in a collective (Lightning's way).
-                # In a sweep that would end the sweep; the dead rank's peers fail instead and the job is recorded.
-                _launch_process_observer(self.procs)
-        if not _saved_threads:
-            _saved_threads.append(torch.get_num_threads())
-            _saved_env.setdefault("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS"))
-        _set_num_threads_if_needed(num_processes=self.num_processes)  # cores / processes, unless OMP_NUM_THREADS is set
-        return function(*args, **kwargs)
-
-    def _start_ranks(self) -> None:
-        self._check_can_spawn_children()
-        env = self.cluster_environment
-        ddp_env = {
-            "MASTER_ADDR": env.main_address, "MASTER_PORT": str(env.main_port), "NODE_RANK": str(env.node_rank()),
-            "LOCAL_RANK": str(env.local_rank()), "WORLD_SIZE": str(self.num_processes * self.num_nodes),
-        }
-        for key, value in ddp_env.items():
-            _saved_env.setdefault(key, os.environ.get(key))
-            os.environ[key] = value
-        hydra_cfg = HydraConfig.get()
-        for local_rank in range(1, self.num_processes):
-            command = job_command(local_rank, self.entry_point)
-            log.debug("Starting rank %d: %s", local_rank, " ".join(command))
-            process = subprocess.Popen(command, env={**os.environ, "LOCAL_RANK": str(local_rank)}, cwd=hydra_cfg.runtime.cwd)
-            self.procs.append(process)
-            _started.append((process, f"{hydra_cfg.job.name}_rank{local_rank}.log"))
 
 
 class HydraDDPStrategy(DDPStrategy):
@@ -121,7 +74,15 @@ class HydraDDPStrategy(DDPStrategy):
         super().__init__(**kwargs)
         self.entry_point = entry_point
 
+    # Relies on Lightning internals (lightning 2.6, pinned in pyproject.toml): the Trainer calls the strategy's
+    # `_configure_launcher`, which sets `self._launcher`, a `_SubprocessScriptLauncher` for `ddp`. Imported here,
+    # not at the module's top, so that a rename breaks DDP runs only, never a single run's import.
+    # tests/test_distributed.py fails the day either changes.
     def _configure_launcher(self) -> None:
+        from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
+
+        from mlplab.ddp_launcher import HydraJobLauncher
+
         super()._configure_launcher()
         if isinstance(self._launcher, _SubprocessScriptLauncher):
             self._launcher = HydraJobLauncher(

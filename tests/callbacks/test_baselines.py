@@ -1,6 +1,7 @@
 import csv
 import json
 import logging
+import os
 
 import pytest
 from sklearn.dummy import DummyRegressor
@@ -116,3 +117,20 @@ def test_an_unreadable_cache_is_replaced_by_fresh_results(housing, tmp_path):
     again = Baselines({"mean": CountingRegressor()}, cache_dir=cache_dir).fit_and_score(housing())
     assert again == {"mean": {**first["mean"], "fit_s": again["mean"]["fit_s"]}} and len(CountingRegressor.fits) == 2
     assert json.loads(cache.read_text())["mean"]["metrics"] == first["mean"]["metrics"]
+
+
+def test_a_cache_write_that_fails_leaves_the_previous_cache_and_no_temporary_file(housing, tmp_path, monkeypatch):
+    cache_dir = tmp_path / "data" / "baselines"
+    Baselines({"mean": CountingRegressor()}, cache_dir=cache_dir).fit_and_score(housing())
+    (cache,) = cache_dir.glob("*.json")
+    before = cache.read_text()
+
+    def killed_before_the_rename(src, dst):
+        raise OSError("killed before the rename")
+
+    monkeypatch.setattr(os, "replace", killed_before_the_rename)
+    with pytest.raises(OSError, match="killed before the rename"):  # a new model: the cache is written again
+        Baselines({"mean": CountingRegressor(), "median": CountingRegressor(strategy="median")},
+                  cache_dir=cache_dir).fit_and_score(housing())
+    assert cache.read_text() == before
+    assert sorted(p.name for p in cache_dir.iterdir()) == sorted([cache.name, cache.name + ".lock"])

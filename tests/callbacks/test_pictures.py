@@ -12,14 +12,15 @@ from PIL import Image
 from sklearn.metrics import confusion_matrix
 
 from mlplab.callbacks.confusion_matrix import confusion_counts
+from mlplab.callbacks.drawing import new_figure, save_png
 from mlplab.callbacks.loss_curves import epoch_metrics
 from mlplab.callbacks.saliency import input_gradients
 from mlplab.callbacks.weights import linear_layers, weight_tiles
+from mlplab.config.compose import compose_run_config
 from mlplab.data.tensor_datamodule import TensorDataModule
 from mlplab.models.mlp import MLP
 from mlplab.models.tasks import RegressionTask
 from mlplab.train import train
-from mlplab.config.compose import compose_run_config
 from mlplab.utils.instantiate import build_callbacks, build_module, build_trainer
 from tests.conftest import make_idx_dataset, tiny_overrides
 
@@ -167,3 +168,20 @@ def test_lean_callbacks_train_and_checkpoint_without_drawing_anything(tmp_path):
     assert metrics["time/epoch_s"] > 0 and "test/acc" in metrics  # the timer and the test of the best checkpoint
     assert (run / "checkpoints" / "last.ckpt").is_file() and list((run / "checkpoints").glob("best-*.ckpt"))
     assert not (run / "images").exists() and not (run / "curves.png").exists()
+
+
+def test_a_picture_that_fails_to_save_leaves_the_previous_png_and_no_temporary_file(tmp_path):
+    path = tmp_path / "images" / "test" / "picture.png"
+    save_png(np.full((4, 4), 200, dtype=np.uint8), path)
+    before = path.read_bytes()
+    figure = new_figure(2, 2)
+
+    def killed_mid_write(file, format):
+        file.write(b"\x89PNG half a picture")
+        raise KeyboardInterrupt
+
+    figure.savefig = killed_mid_write
+    with pytest.raises(KeyboardInterrupt):
+        save_png(figure, path)
+    assert path.read_bytes() == before and read_png(path).tolist() == [[200] * 4] * 4
+    assert [p.name for p in path.parent.iterdir()] == ["picture.png"]

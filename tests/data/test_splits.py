@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from mlplab.config.compose import compose_run_config
+from mlplab.config.validation import validate_config
 from mlplab.data.housing import HousingDataModule
 from mlplab.data.images import FashionMNISTDataModule, MNISTDataModule
 from mlplab.data.sources import Mirror
 from mlplab.data.splits import PoolSplit, seeded_order
 from mlplab.train import train
-from mlplab.utils.config import compose_run_config, validate_config
 from mlplab.utils.errors import ConfigError
 from tests.conftest import make_idx_dataset, tiny_overrides
 from tests.statlib import make_statlib_file

@@ -6,10 +6,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from mlplab.config.compose import compose_run_config
+from mlplab.config.location import PROJECT_ROOT
 from mlplab.data.images import MNISTDataModule
 from mlplab.predict import predict
 from mlplab.train import train
-from mlplab.utils.config import PROJECT_ROOT, compose_run_config
 
 pytestmark = pytest.mark.slow
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from mlplab.config.location import PROJECT_ROOT
 from mlplab.loggers.wandb import WandbLogger, choose_mode, finish_run, has_credentials
 from mlplab.run_record import read_run_record
 from mlplab.train import main, train
-from mlplab.config.location import PROJECT_ROOT
 from mlplab.utils.wandb_offline import OfflineRun, offline_runs
 from tests.conftest import tiny_overrides
 

@@ -2,19 +2,19 @@ import pytest
 import torch
 from torch import nn
 
-from mlplab.models.mlp import ACTIVATIONS, MLP
+from mlplab.models.mlp import ACTIVATIONS, MLP, count_parameters
 
 
 def test_default_mnist_mlp_has_328810_parameters():
     model = MLP(784, 10, hidden=[300, 300])
-    assert model.num_parameters == 328_810
+    assert count_parameters(model) == 328_810
     assert model.sizes == [784, 300, 300, 10]
 
 
 def test_empty_hidden_is_a_linear_model():
     model = MLP(784, 10, hidden=[])
     assert [type(m) for m in model.layers] == [nn.Flatten, nn.Linear]
-    assert model.num_parameters == 784 * 10 + 10
+    assert count_parameters(model) == 784 * 10 + 10
 
 
 def test_images_are_flattened_and_outputs_have_the_class_dimension():
@@ -40,11 +40,11 @@ def test_norm_layers_follow_each_hidden_linear(norm, layer):
 
 def test_inits_give_the_intended_weight_statistics():
     torch.manual_seed(0)
-    kaiming = MLP(1000, 10, hidden=[1000], init="kaiming").first_layer.weight
+    kaiming = MLP(1000, 10, hidden=[1000], init="kaiming").linears[0].weight
     assert kaiming.std().item() == pytest.approx((2 / 1000) ** 0.5, rel=0.05)
-    trunc = MLP(1000, 10, hidden=[1000], init="trunc_normal", init_std=0.01).first_layer.weight
+    trunc = MLP(1000, 10, hidden=[1000], init="trunc_normal", init_std=0.01).linears[0].weight
     assert trunc.abs().max().item() <= 0.02 + 1e-6
-    xavier = MLP(1000, 10, hidden=[1000], init="xavier", activation="tanh").first_layer.weight
+    xavier = MLP(1000, 10, hidden=[1000], init="xavier", activation="tanh").linears[0].weight
     bound = (5 / 3) * (6 / 2000) ** 0.5
     assert xavier.abs().max().item() <= bound + 1e-6
     assert all((layer.bias == 0).all() for layer in MLP(10, 2, hidden=[5]).linears)

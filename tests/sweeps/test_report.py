@@ -257,7 +257,7 @@ def test_the_repeat_keys_are_a_setting_of_the_report_in_the_hydra_config(tmp_pat
     from hydra.core.global_hydra import GlobalHydra
     from hydra.utils import instantiate
 
-    from mlplab.utils.config import CONFIG_DIR
+    from mlplab.config.location import CONFIG_DIR
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):

@@ -19,10 +19,10 @@ import optuna
 import pytest
 from hydra.core.hydra_config import HydraConfig
 
+from mlplab.config.location import PROJECT_ROOT
 from mlplab.run_record import read_run_record
 from mlplab.sweeps.resume import LOCK_NAME, SweepMismatchError
 from mlplab.train import cli
-from mlplab.utils.config import PROJECT_ROOT
 from tests.conftest import tiny_overrides
 
 

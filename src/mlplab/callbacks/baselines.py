@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +18,7 @@ from filelock import FileLock
 
 from mlplab.data.tensor_datamodule import TensorDataModule
 from mlplab.models.tasks import Task
+from mlplab.utils.files import write_text
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +117,7 @@ class Baselines(L.Callback):
             with FileLock(str(cache) + ".lock"):  # parallel sweep jobs: one fits, the others read its results
                 results = _read_cache(cache)
                 if fit_missing(results):
-                    _write_atomically(cache, json.dumps(results, indent=1))  # metrics stay in the task's order
+                    write_text(cache, json.dumps(results, indent=1))  # metrics stay in the task's order
         return {name: results[name] for name in self.models}
 
     def _arrays(self, datamodule: TensorDataModule, split: str, limit: int | None) -> tuple[np.ndarray, torch.Tensor]:
@@ -151,9 +150,3 @@ def _read_cache(path: Path) -> Results:
     except (OSError, ValueError) as e:
         log.warning("Ignoring the unreadable baseline cache %s (%s): fitting again", path, e)
         return {}
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as f:
-        f.write(text)
-    os.replace(f.name, path)

@@ -6,7 +6,9 @@ import lightning as L
 import torch
 from matplotlib.figure import Figure
 
-from mlplab.callbacks.picture import PictureCallback, new_figure, predict_split
+from mlplab.callbacks.datamodule_views import predict_split
+from mlplab.callbacks.drawing import new_figure
+from mlplab.callbacks.picture import PictureCallback
 from mlplab.models.tasks import ClassificationTask
 
 

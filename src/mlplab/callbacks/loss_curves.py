@@ -11,7 +11,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from mlplab.callbacks.picture import new_figure, save_png
+from mlplab.callbacks.drawing import new_figure, save_png
 
 STAGES = ("train", "val")
 

@@ -9,7 +9,9 @@ import lightning as L
 import numpy as np
 from matplotlib.figure import Figure
 
-from mlplab.callbacks.picture import PictureCallback, image_shape, new_figure, predict_split, raw_images, tile_grid
+from mlplab.callbacks.datamodule_views import image_shape, predict_split, raw_images
+from mlplab.callbacks.drawing import new_figure, tile_grid
+from mlplab.callbacks.picture import PictureCallback
 from mlplab.models.tasks import ClassificationTask
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,9 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from mlplab.callbacks.picture import PictureCallback, evaluating, image_shape, new_figure, raw_images, tile_grid
+from mlplab.callbacks.datamodule_views import evaluating, image_shape, raw_images
+from mlplab.callbacks.drawing import new_figure, tile_grid
+from mlplab.callbacks.picture import PictureCallback
 from mlplab.models.tasks import ClassificationTask
 
 PAD = 2

@@ -24,13 +24,19 @@ class EpochTimer(L.Callback):
     (training samples of all processes per second).
 
     Batch sizes come from tensor shapes, and the device is synchronised only when the clock starts or stops:
-    at the epoch's start and end, and around validation, never per step.
+    at the epoch's start and end, and around validation, never per step (and once after the first step).
+
+    It also keeps what it measured, for the benchmark (mlplab.bench): each epoch's training time and samples
+    (this process's), and when the first training step ended (`time.perf_counter()` of this process).
     """
 
     def __init__(self) -> None:
         self._elapsed = 0.0
         self._started: float | None = None
         self._samples = 0
+        self.epoch_times_s: list[float] = []
+        self.samples_per_epoch: list[int] = []
+        self.first_step_at: float | None = None
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._elapsed, self._samples = 0.0, 0
@@ -43,6 +49,9 @@ class EpochTimer(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
         self._samples += len(inputs)
+        if self.first_step_at is None:
+            synchronize(pl_module.device)
+            self.first_step_at = time.perf_counter()
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._during_training(trainer):
@@ -50,6 +59,8 @@ class EpochTimer(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._stop(pl_module)
+        self.epoch_times_s.append(self._elapsed)
+        self.samples_per_epoch.append(self._samples)
         if self._elapsed > 0:
             pl_module.log("time/epoch_s", self._elapsed, on_step=False, on_epoch=True)
             pl_module.log("time/samples_per_s", self._samples * trainer.world_size / self._elapsed, on_step=False, on_epoch=True)

@@ -12,7 +12,9 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from mlplab.callbacks.picture import PictureCallback, image_shape, new_figure, tile_grid
+from mlplab.callbacks.datamodule_views import image_shape
+from mlplab.callbacks.drawing import new_figure, tile_grid
+from mlplab.callbacks.picture import PictureCallback
 
 
 def linear_layers(network: nn.Module) -> list[nn.Linear]:

@@ -37,6 +37,11 @@ def _trunc_normal(weight: torch.Tensor, nonlinearity: str, std: float) -> None:
 INITS = {"kaiming": _kaiming, "xavier": _xavier, "trunc_normal": _trunc_normal}
 
 
+def count_parameters(network: nn.Module) -> int:
+    """How many numbers the network learns (the `model/params` a run logs)."""
+    return sum(p.numel() for p in network.parameters())
+
+
 class MLP(nn.Module):
     """Flatten the input, then `hidden` blocks of Linear -> [norm] -> activation -> [dropout], then Linear.
 
@@ -80,18 +85,9 @@ class MLP(nn.Module):
         return [m for m in self.layers if isinstance(m, nn.Linear)]
 
     @property
-    def first_layer(self) -> nn.Linear:
-        """The layer whose weights look at the input (the weight pictures show it)."""
-        return self.linears[0]
-
-    @property
     def sizes(self) -> list[int]:
         """Layer widths from input to output, e.g. [784, 300, 300, 10]."""
         return [self.linears[0].in_features] + [layer.out_features for layer in self.linears]
-
-    @property
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
 
     def reset_parameters(self) -> None:
         # torch has no gain for GELU: ReLU's is the usual stand-in
@@ -107,4 +103,4 @@ class MLP(nn.Module):
         return self.layers(x)
 
     def extra_repr(self) -> str:
-        return f"sizes={'-'.join(map(str, self.sizes))}, params={self.num_parameters:,}, init={self.init}"
+        return f"sizes={'-'.join(map(str, self.sizes))}, params={count_parameters(self):,}, init={self.init}"

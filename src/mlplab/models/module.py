@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torchmetrics import MeanMetric, Metric
 
+from mlplab.models.mlp import count_parameters
 from mlplab.models.tasks import Task
 from mlplab.utils.steps import is_logging_step
 
@@ -201,6 +202,5 @@ class MLPModule(L.LightningModule):
         self.train_metrics.restore_kept(checkpoint.get(KEPT_TRAIN_STEPS, {}))
 
     def on_train_start(self) -> None:
-        num_parameters = sum(p.numel() for p in self.network.parameters())
         for logger in self.loggers:
-            logger.log_metrics({"model/params": float(num_parameters)}, step=0)
+            logger.log_metrics({"model/params": float(count_parameters(self.network))}, step=0)

@@ -9,6 +9,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, read_write
 
+from mlplab.utils.overrides import quoted_override
+
 
 def claim_new_folder(path: str | Path) -> Path:
     """Create `path`, or `path_2`, `path_3`, ... when taken, and return the one created.
@@ -58,5 +60,4 @@ class ClaimOutputFolder(Callback):
             sweep_dir = str(claim_new_folder(sweep_dir))
         with read_write(config.hydra):
             config.hydra.sweep.dir = sweep_dir
-            quoted = sweep_dir.replace("\\", "\\\\").replace("'", "\\'")
-            config.hydra.overrides.hydra.append(f"hydra.sweep.dir='{quoted}'")
+            config.hydra.overrides.hydra.append(quoted_override("hydra.sweep.dir", sweep_dir))

@@ -20,6 +20,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
+from mlplab.config.compose import compose_run_config
 from mlplab.utils.checkpoints import (
     CheckpointError,
     check_same_run,
@@ -28,7 +29,6 @@ from mlplab.utils.checkpoints import (
     resolve_ckpt_path,
     run_folder_of,
 )
-from mlplab.utils.config import compose_run_config
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
 

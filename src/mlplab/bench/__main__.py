@@ -1,0 +1,3 @@
+from mlplab.bench.cli import main
+
+main()

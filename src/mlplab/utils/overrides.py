@@ -1,0 +1,15 @@
+"""Writing Hydra command-line overrides that other processes (DDP ranks, sweep jobs) read back."""
+
+from __future__ import annotations
+
+import re
+
+
+def quoted_override(key: str, value: str) -> str:
+    """`key='value'`, quoted for Hydra's override grammar so that any path (spaces, commas, `=`, quotes,
+    backslashes) is read back as itself."""
+    # Hydra's quoted strings treat a backslash as an escape only before a quote or the closing quote: the
+    # backslashes there are doubled and the quote escaped; every other backslash stays as it is.
+    escaped = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", value)
+    escaped = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, escaped)
+    return f"{key}='{escaped}'"
