@@ -31,7 +31,9 @@ def md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def make_idx_dataset(root: Path, name: str = "MNIST", n_train: int = 600, n_test: int = 200, seed: int = 0) -> dict[str, str]:
+def make_idx_dataset(
+    root: Path, name: str = "MNIST", n_train: int = 600, n_test: int = 200, seed: int = 0
+) -> dict[str, str]:
     """Write four learnable tiny IDX files into root/<name>/raw; return their name -> md5.
 
     Each class is a bright horizontal band at its own height plus noise, so a small MLP can learn it.
@@ -85,4 +87,3 @@ def tiny_overrides(data_dir: Path, files: dict[str, str]) -> list[str]:
         "trainer.max_epochs=2",
         "trainer.log_every_n_steps=1",
     ]
-

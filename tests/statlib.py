@@ -21,12 +21,12 @@ def make_statlib_file(mirror: Path, n: int = 400, seed: int = 0) -> str:
     income = rng.uniform(0.5, 15, n)
     latitude = rng.uniform(32.5, 42, n)
     columns = [
-        rng.uniform(-124.3, -114.3, n),                  # longitude
+        rng.uniform(-124.3, -114.3, n),  # longitude
         latitude,
-        rng.integers(1, 53, n).astype(float),            # housingMedianAge
-        households * rng.uniform(3, 8, n),               # totalRooms
-        households * rng.uniform(0.8, 1.3, n),           # totalBedrooms
-        households * rng.uniform(1.5, 4, n),             # population
+        rng.integers(1, 53, n).astype(float),  # housingMedianAge
+        households * rng.uniform(3, 8, n),  # totalRooms
+        households * rng.uniform(0.8, 1.3, n),  # totalBedrooms
+        households * rng.uniform(1.5, 4, n),  # population
         households,
         income,
         np.clip(30000 * income + 8000 * (latitude - 32) + rng.normal(0, 20000, n), 14999, 500001),

@@ -15,16 +15,44 @@ from mlplab.bench import PATHS, Setting, main, parse_args, ratios, run_order
 def _tiny_args(data_dir, files, tmp_path):
     files_override = "{" + ",".join(f"{k}:{v}" for k, v in files.items()) + "}"
     return [
-        "--data-dir", str(data_dir), "--val-size", "100", "--json", str(tmp_path / "bench.json"),
-        "--override", f"+data.files={files_override}", "--override", "data.sources=[]",
-        "--override", "trainer.enable_progress_bar=false", "--override", "callbacks.model_summary=null",
-        "--logger", "csv",
+        "--data-dir",
+        str(data_dir),
+        "--val-size",
+        "100",
+        "--json",
+        str(tmp_path / "bench.json"),
+        "--override",
+        f"+data.files={files_override}",
+        "--override",
+        "data.sources=[]",
+        "--override",
+        "trainer.enable_progress_bar=false",
+        "--override",
+        "callbacks.model_summary=null",
+        "--logger",
+        "csv",
     ]
 
 
 def test_the_benchmark_times_every_path_on_the_same_data_and_writes_a_report(tiny_mnist, tmp_path, capsys):
-    main([*_tiny_args(*tiny_mnist, tmp_path), "--devices", "cpu", "--batch-sizes", "32", "128", "--epochs", "2", "--rounds", "2",
-          "--variant", "lean", "callbacks=lean", "baselines=false"])
+    main(
+        [
+            *_tiny_args(*tiny_mnist, tmp_path),
+            "--devices",
+            "cpu",
+            "--batch-sizes",
+            "32",
+            "128",
+            "--epochs",
+            "2",
+            "--rounds",
+            "2",
+            "--variant",
+            "lean",
+            "callbacks=lean",
+            "baselines=false",
+        ]
+    )
     report = json.loads((tmp_path / "bench.json").read_text())
 
     results = report["results"]
@@ -40,8 +68,10 @@ def test_the_benchmark_times_every_path_on_the_same_data_and_writes_a_report(tin
         assert r["first_step_s"] > 0
         assert r["peak_memory_mb"] is None or r["peak_memory_mb"] >= 0
     ratio_keys = ["batch_size", "device", "lightning_step_overhead_ms", "mlplab_step_overhead_ms", "variants"] + [
-        f"{a}_over_{b}{suffix}" for a, b in (("dataloader", "mlplab"), ("lightning", "plain"), ("mlplab", "plain"))
-        for suffix in ("", "_fastest", "_range")]
+        f"{a}_over_{b}{suffix}"
+        for a, b in (("dataloader", "mlplab"), ("lightning", "plain"), ("mlplab", "plain"))
+        for suffix in ("", "_fastest", "_range")
+    ]
     assert [(r["batch_size"], sorted(r)) for r in report["ratios"]] == [(b, sorted(ratio_keys)) for b in (32, 128)]
     for row in report["ratios"]:  # paired by round: the median of the two rounds' ratios, within their range
         low, high = row["mlplab_over_plain_range"]
@@ -69,8 +99,14 @@ def test_ratios_pair_the_paths_round_by_round():
     # the machine ran everything twice as slowly in round 2: within each round mlplab takes 1.2x the plain loop
     def run(path, *rounds):
         times = [t for r in rounds for t in r]
-        return {"path": path, "device": "cpu", "batch_size": 100, "train_samples": 1000, "rounds_s": list(rounds),
-                "fastest_epoch_s": min(times)}
+        return {
+            "path": path,
+            "device": "cpu",
+            "batch_size": 100,
+            "train_samples": 1000,
+            "rounds_s": list(rounds),
+            "fastest_epoch_s": min(times),
+        }
 
     (row,) = ratios([run("plain", [1.0, 1.0], [2.0, 2.0]), run("mlplab", [1.2, 1.2], [2.4, 2.4])])
     assert row["mlplab_over_plain"] == pytest.approx(1.2)
@@ -88,12 +124,21 @@ def test_a_variant_of_the_mlplab_path_gets_its_own_setting_and_ratio():
     assert runs[2][1].overrides == ("logger=csv", "trainer.precision=bf16-mixed") and runs[1][1] == setting
 
     def run(path, *rounds):
-        return {"path": path, "device": "cpu", "batch_size": 64, "train_samples": 640, "rounds_s": list(rounds),
-                "fastest_epoch_s": min(t for r in rounds for t in r)}
+        return {
+            "path": path,
+            "device": "cpu",
+            "batch_size": 64,
+            "train_samples": 640,
+            "rounds_s": list(rounds),
+            "fastest_epoch_s": min(t for r in rounds for t in r),
+        }
 
     (row,) = ratios([run("mlplab", [2.0], [4.0]), run("mlplab[bf16]", [1.0], [3.0])])
-    assert row["variants"]["mlplab[bf16]"] == {"over_mlplab": pytest.approx(0.625), "over_mlplab_range": [0.5, 0.75],
-                                               "over_mlplab_fastest": 0.5}
+    assert row["variants"]["mlplab[bf16]"] == {
+        "over_mlplab": pytest.approx(0.625),
+        "over_mlplab_range": [0.5, 0.75],
+        "over_mlplab_fastest": 0.5,
+    }
 
 
 @pytest.mark.parametrize("variant", [["bf16"], ["trainer.precision=bf16-mixed"], ["bf16", "bf16-mixed"]])

@@ -56,7 +56,9 @@ def test_a_checkpoint_with_code_in_it_is_refused(compose_config, tmp_path):
 def test_another_data_set_that_does_not_fit_the_network_names_the_difference(compose_config, tiny_mnist, trained):
     data_dir, _ = tiny_mnist
     with pytest.raises(CheckpointError) as error:
-        _evaluate(compose_config, data_dir, f"ckpt_path={trained}", "data=mnist", "data._target_=tests.test_eval.Letters")
+        _evaluate(
+            compose_config, data_dir, f"ckpt_path={trained}", "data=mnist", "data._target_=tests.test_eval.Letters"
+        )
     message = str(error.value)
     assert "holds a different network: network.layers.3.weight is (10, 32) there but (26, 32) here" in message
     assert "data mlplab.data.images.MNISTDataModule there, tests.test_eval.Letters here" in message
@@ -68,8 +70,15 @@ def test_another_data_set_that_fits_is_evaluated(compose_config, tiny_mnist, tra
     other = tmp_path / "other"
     files = make_idx_dataset(other, seed=3)
     files_override = "{" + ",".join(f"{k}:{v}" for k, v in files.items()) + "}"
-    metrics = _evaluate(compose_config, other, f"ckpt_path={trained}", "data=mnist", "data.sources=[]",
-                        "data.val_size=100", f"+data.files={files_override}")
+    metrics = _evaluate(
+        compose_config,
+        other,
+        f"ckpt_path={trained}",
+        "data=mnist",
+        "data.sources=[]",
+        "data.val_size=100",
+        f"+data.files={files_override}",
+    )
     assert metrics["test/acc"] > 0.5  # the same kind of tiny images, drawn afresh
 
 
@@ -78,8 +87,11 @@ def test_weights_that_do_not_fit_their_own_config_name_the_layer(compose_config,
     checkpoint["hyper_parameters"]["model"]["hidden"] = [64]
     edited = tmp_path / "edited.ckpt"
     torch.save(checkpoint, edited)
-    with pytest.raises(CheckpointError, match=r"holds a different network: network.layers.1.weight is \(32, 784\) there "
-                                              r"but \(64, 784\) here"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"holds a different network: network.layers.1.weight is \(32, 784\) there "
+        r"but \(64, 784\) here",
+    ):
         _evaluate(compose_config, tiny_mnist[0], f"ckpt_path={edited}")
 
 

@@ -56,7 +56,9 @@ def housing_run(tmp_path_factory) -> tuple[Path, DictConfig, Path]:
 
 
 def _predict(tmp_path: Path, cfg: DictConfig, *overrides: str) -> Path:
-    return predict(compose_run_config([*overrides, f"paths.data_dir={cfg.paths.data_dir}"], tmp_path / "predict", "predict"))
+    return predict(
+        compose_run_config([*overrides, f"paths.data_dir={cfg.paths.data_dir}"], tmp_path / "predict", "predict")
+    )
 
 
 def _module_outputs(run_dir: Path, cfg: DictConfig):
@@ -111,8 +113,10 @@ def test_colour_transparent_jpeg_and_larger_images_get_the_class_of_their_greysc
         _save(grey, folder / f"{i}_grey.png")
         _save(orange, folder / f"{i}_colour.png")
         _save(orange, folder / f"{i}_colour.jpg")
-        _save(np.dstack([np.full_like(grey, 255), np.full_like(grey, 255), np.full_like(grey, 255), grey]),
-              folder / f"{i}_white_ink_on_transparent.png")
+        _save(
+            np.dstack([np.full_like(grey, 255), np.full_like(grey, 255), np.full_like(grey, 255), grey]),
+            folder / f"{i}_white_ink_on_transparent.png",
+        )
         _save(grey.repeat(3, axis=0).repeat(3, axis=1), folder / f"{i}_84x84.png")
     assert torch.equal(read_image(folder / "0_white_ink_on_transparent.png"), read_image(folder / "0_grey.png"))
 
@@ -164,7 +168,9 @@ def test_a_checkpoint_without_statistics_recomputes_them_from_the_data(housing_r
     torch.save(checkpoint, old)
     raw, _ = features_from_statlib(read_statlib(statlib_file))
     table = tmp_path / "rows.csv"
-    table.write_text(",".join(FEATURE_NAMES) + "\n" + "\n".join(",".join(map(repr, row)) for row in raw[:20].tolist()) + "\n")
+    table.write_text(
+        ",".join(FEATURE_NAMES) + "\n" + "\n".join(",".join(map(repr, row)) for row in raw[:20].tolist()) + "\n"
+    )
 
     from_old = _rows(_predict(tmp_path / "a", cfg, f"ckpt_path={old}", f"inputs={table}"))
     from_new = _rows(_predict(tmp_path / "b", cfg, f"ckpt_path={run_dir}", f"inputs={table}"))
@@ -193,16 +199,28 @@ def test_an_unreadable_image_is_named_and_nothing_is_written(mnist_run, tmp_path
     assert not (tmp_path / "predict").exists() or not any((tmp_path / "predict").iterdir())
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    ("MedInc,HouseAge,AveRooms,AveBedrms,Population,AveOccup,Longitude\n1,2,3,4,5,6,7\n",
-     r"rows.csv has no column Latitude: expected a header row naming the columns MedInc, .*, Longitude \(any order\)"),
-    (",".join(FEATURE_NAMES) + "\n1,2,3,1,5,6,34,-118\n1,2,abc,1,5,6,34,-118\n",
-     r"rows.csv, line 3, column AveRooms: 'abc' is not a finite number"),
-    (",".join(FEATURE_NAMES) + "\n1,2,3,1,5,6,34,nan\n", r"rows.csv, line 2, column Longitude: 'nan' is not a finite number"),
-    (",".join(FEATURE_NAMES) + "\n1,2,3,1,5,6,34\n", r"rows.csv, line 2: 7 values for the 8 columns of its header"),
-    ("", r"rows.csv is empty"),
-])
-def test_a_bad_housing_csv_is_named_with_its_line_and_column_and_nothing_is_written(housing_run, tmp_path, content, message):
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            "MedInc,HouseAge,AveRooms,AveBedrms,Population,AveOccup,Longitude\n1,2,3,4,5,6,7\n",
+            r"rows.csv has no column Latitude: expected a header row naming the columns MedInc, .*, Longitude \(any order\)",
+        ),
+        (
+            ",".join(FEATURE_NAMES) + "\n1,2,3,1,5,6,34,-118\n1,2,abc,1,5,6,34,-118\n",
+            r"rows.csv, line 3, column AveRooms: 'abc' is not a finite number",
+        ),
+        (
+            ",".join(FEATURE_NAMES) + "\n1,2,3,1,5,6,34,nan\n",
+            r"rows.csv, line 2, column Longitude: 'nan' is not a finite number",
+        ),
+        (",".join(FEATURE_NAMES) + "\n1,2,3,1,5,6,34\n", r"rows.csv, line 2: 7 values for the 8 columns of its header"),
+        ("", r"rows.csv is empty"),
+    ],
+)
+def test_a_bad_housing_csv_is_named_with_its_line_and_column_and_nothing_is_written(
+    housing_run, tmp_path, content, message
+):
     run_dir, cfg, _ = housing_run
     (tmp_path / "rows.csv").write_text(content)
     output = tmp_path / "out" / "predictions.csv"
@@ -227,10 +245,21 @@ def test_missing_inputs_and_an_output_over_an_input_are_refused(housing_run, tmp
 def test_the_command_line_writes_the_csv_into_its_own_folder_and_says_where(mnist_run, tmp_path):
     run_dir, cfg = mnist_run
     image = _save(np.zeros((28, 28), dtype=np.uint8), tmp_path / "blank.png")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT / "src"), os.environ.get("PYTHONPATH")]))}
-    command = [sys.executable, "predict.py", f"ckpt_path={run_dir}", f"inputs={image}", f"paths.data_dir={cfg.paths.data_dir}",
-               f"paths.output_root={tmp_path / 'outputs'}"]
-    result = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT / "src"), os.environ.get("PYTHONPATH")])),
+    }
+    command = [
+        sys.executable,
+        "predict.py",
+        f"ckpt_path={run_dir}",
+        f"inputs={image}",
+        f"paths.data_dir={cfg.paths.data_dir}",
+        f"paths.output_root={tmp_path / 'outputs'}",
+    ]
+    result = subprocess.run(
+        command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert result.returncode == 0, result.stderr
     written = next((tmp_path / "outputs" / "predict" / "runs").glob("*/predictions.csv"))
     assert f"Predictions of {run_dir / 'checkpoints'}" in result.stdout + result.stderr
@@ -274,7 +303,9 @@ def test_last_means_the_single_run_saved_most_recently_under_the_output_root(mni
         torch.save(checkpoint, last)
         os.utime(last, (time.time() - age, time.time() - age))
     assert trained_checkpoint("last", tmp_path / "outputs") == best  # the newer one's
-    with pytest.raises(CheckpointError, match=r"ckpt_path=last: no run under .*nowhere/<task>/runs has a checkpoints/last.ckpt"):
+    with pytest.raises(
+        CheckpointError, match=r"ckpt_path=last: no run under .*nowhere/<task>/runs has a checkpoints/last.ckpt"
+    ):
         trained_checkpoint("last", tmp_path / "nowhere")
 
 

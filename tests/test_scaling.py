@@ -32,10 +32,16 @@ TIMEOUT_S = 420  # a hung DDP collective must fail the test, not the CI job
 
 def run_train(*args: str, timeout: float = TIMEOUT_S) -> subprocess.CompletedProcess:
     """`python train.py <args>` from the repository root, with this checkout's sources; fails with its output."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT / "src"), os.environ.get("PYTHONPATH")]))}
-    process = subprocess.run([sys.executable, "train.py", *args], cwd=PROJECT_ROOT, env=env, capture_output=True,
-                             text=True, timeout=timeout)
-    assert process.returncode == 0, f"train.py exited with {process.returncode}:\n{process.stdout[-3000:]}\n{process.stderr[-5000:]}"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT / "src"), os.environ.get("PYTHONPATH")])),
+    }
+    process = subprocess.run(
+        [sys.executable, "train.py", *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert process.returncode == 0, (
+        f"train.py exited with {process.returncode}:\n{process.stdout[-3000:]}\n{process.stderr[-5000:]}"
+    )
     return process
 
 
@@ -48,7 +54,9 @@ def job_folders(sweep_dir: Path) -> list[Path]:
 
 
 @pytest.mark.slow
-def test_ddp_on_two_cpu_processes_matches_a_one_process_evaluation_of_its_checkpoint(tiny_mnist, tmp_path, compose_config):
+def test_ddp_on_two_cpu_processes_matches_a_one_process_evaluation_of_its_checkpoint(
+    tiny_mnist, tmp_path, compose_config
+):
     data_dir, files = tiny_mnist
     outputs = tmp_path / "outputs"
     # the default run folder (outputs/<task>/runs/<time>): a rank re-running the command would make a second one
@@ -62,7 +70,9 @@ def test_ddp_on_two_cpu_processes_matches_a_one_process_evaluation_of_its_checkp
     assert len(list(outputs.rglob(".hydra"))) == 1 and len(list(outputs.rglob("metrics.csv"))) == 1
     assert len(offline_runs(outputs)) == 1
     rows = list(csv.DictReader(open(run / "csv" / "metrics.csv")))
-    assert len([r for r in rows if r["val/acc"]]) == 1 and len([r for r in rows if r["test/acc"]]) == 1  # rank 0 logs alone
+    assert (
+        len([r for r in rows if r["val/acc"]]) == 1 and len([r for r in rows if r["test/acc"]]) == 1
+    )  # rank 0 logs alone
 
     record = read_run_record(run)
     assert record["status"] == "completed"
@@ -70,7 +80,9 @@ def test_ddp_on_two_cpu_processes_matches_a_one_process_evaluation_of_its_checkp
     assert last["global_step"] == math.ceil((600 - 100) / 2 / 32)  # each rank trained on its own half
 
     best = next((run / "checkpoints").glob("best-*.ckpt"))
-    single = evaluate(compose_config(f"ckpt_path={best}", f"paths.data_dir={data_dir}", "accelerator=cpu", config_name="eval"))
+    single = evaluate(
+        compose_config(f"ckpt_path={best}", f"paths.data_dir={data_dir}", "accelerator=cpu", config_name="eval")
+    )
     ddp = record["metrics"]
     assert 0.3 < ddp["test/acc"] < 1.0  # not a trivial value that any split would reproduce
     assert ddp["test/acc"] == pytest.approx(single["test/acc"], abs=1e-7)
@@ -83,8 +95,15 @@ def test_ddp_inside_a_sweep_runs_each_job_once_in_its_own_folder_and_survives_a_
     sweep = outputs / "sweep"
     failing = "+callbacks.fail={_target_:tests.sweeps.test_report.FailingJob,lr:0.001}"  # job 0, on both ranks
     # jobs run one after the other in one process: job 1 needs job 0's ranks stopped and its process group closed
-    run_train("-m", *short(*tiny_mnist), "accelerator=ddp_cpu", "lr=1e-3,1e-2", failing, f"paths.output_root={outputs}",
-              f"hydra.sweep.dir={sweep}")
+    run_train(
+        "-m",
+        *short(*tiny_mnist),
+        "accelerator=ddp_cpu",
+        "lr=1e-3,1e-2",
+        failing,
+        f"paths.output_root={outputs}",
+        f"hydra.sweep.dir={sweep}",
+    )
     assert [p.name for p in outputs.iterdir()] == ["sweep"]  # no rank re-ran the sweep into a folder of its own
     jobs = job_folders(sweep)
     assert [p.name for p in jobs] == ["0", "1"]
@@ -102,8 +121,15 @@ def test_a_joblib_sweep_runs_jobs_in_parallel_processes_that_share_one_data_cach
     cache = tmp_path / "cache"  # empty: both jobs start by fetching the same files into it
     mirror = f"data.sources=[{{_target_:mlplab.data.sources.Mirror,root:{data_dir},folder:MNIST/raw}}]"
     sweep = tmp_path / "sweep"
-    result = run_train("-m", "hydra/launcher=parallel", "torch_threads=1", *short(cache, files), mirror,
-                       "lr=1e-3,1e-2", f"hydra.sweep.dir={sweep}")
+    result = run_train(
+        "-m",
+        "hydra/launcher=parallel",
+        "torch_threads=1",
+        *short(cache, files),
+        mirror,
+        "lr=1e-3,1e-2",
+        f"hydra.sweep.dir={sweep}",
+    )
     records = [read_run_record(job) for job in job_folders(sweep)]
     assert [r["status"] for r in records] == ["completed", "completed"]
     assert len({r["pid"] for r in records}) == 2  # two worker processes (in-process jobs would share one pid)
@@ -118,11 +144,20 @@ def test_a_joblib_sweep_runs_jobs_in_parallel_processes_that_share_one_data_cach
 def test_a_submitit_local_sweep_runs_each_job_as_a_submitted_process_ddp_included(tiny_mnist, tmp_path):
     sweep = tmp_path / "sweep"
     # job 1 is a 2-process DDP run started from inside a submitit worker (not from train.py's command line)
-    run_train("-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", "torch_threads=1",
-              *short(*tiny_mnist), "accelerator=cpu,ddp_cpu", f"hydra.sweep.dir={sweep}")
+    run_train(
+        "-m",
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.timeout_min=10",
+        "torch_threads=1",
+        *short(*tiny_mnist),
+        "accelerator=cpu,ddp_cpu",
+        f"hydra.sweep.dir={sweep}",
+    )
     records = [read_run_record(job) for job in job_folders(sweep)]
     assert [r["status"] for r in records] == ["completed", "completed"]
-    assert all(r["job"]["id"] for r in records) and records[0]["job"]["id"] != records[1]["job"]["id"]  # submitit job ids
+    assert (
+        all(r["job"]["id"] for r in records) and records[0]["job"]["id"] != records[1]["job"]["id"]
+    )  # submitit job ids
     assert len(list((sweep / ".submitit").glob("*/*_log.out"))) == 2
     assert (sweep / "1" / "train_rank1.log").is_file() and not (sweep / "0" / "train_rank1.log").exists()
     assert (sweep / "summary.md").is_file()
@@ -131,13 +166,26 @@ def test_a_submitit_local_sweep_runs_each_job_as_a_submitted_process_ddp_include
 def test_an_optuna_search_of_three_trials_survives_a_failing_trial(tiny_mnist, tmp_path, monkeypatch):
     sweep = tmp_path / "sweep"
     failing = "+callbacks.fail={_target_:tests.sweeps.test_report.FailingJob,job:1}"
-    monkeypatch.setattr(sys, "argv", ["train.py", "-m", "hparams_search=mnist_optuna", "hydra.sweeper.n_trials=3",
-                                      *short(*tiny_mnist), failing, f"hydra.sweep.dir={sweep}"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "train.py",
+            "-m",
+            "hparams_search=mnist_optuna",
+            "hydra.sweeper.n_trials=3",
+            *short(*tiny_mnist),
+            failing,
+            f"hydra.sweep.dir={sweep}",
+        ],
+    )
     main()
 
     records = [read_run_record(job) for job in job_folders(sweep)]
     assert [r["status"] for r in records] == ["completed", "diverged", "completed"]
-    assert records[1]["objective"] is None  # the record is standard JSON; Optuna got -inf, the worst value (it refuses NaN)
+    assert (
+        records[1]["objective"] is None
+    )  # the record is standard JSON; Optuna got -inf, the worst value (it refuses NaN)
     results = OmegaConf.load(sweep / "optimization_results.yaml")
     assert results.best_value == max(r["objective"] for r in records if r["objective"] is not None)
     for job, record in zip(job_folders(sweep), records):
@@ -145,7 +193,9 @@ def test_an_optuna_search_of_three_trials_survives_a_failing_trial(tiny_mnist, t
         assert 1e-4 <= float(params["lr"]) <= 1e-1 and params["optimizer"] in {"adam", "adamw", "sgd"}
         assert 0.0 <= float(params["model.dropout"]) <= 0.5 and 1e-6 <= float(params["optimizer.weight_decay"]) <= 1e-2
         if record["status"] == "completed":
-            hidden = torch.load(job / "checkpoints" / "last.ckpt", weights_only=True)["hyper_parameters"]["model"]["hidden"]
+            hidden = torch.load(job / "checkpoints" / "last.ckpt", weights_only=True)["hyper_parameters"]["model"][
+                "hidden"
+            ]
             assert hidden == [int(params["search.hidden1"]), int(params["search.hidden2"])]
     assert {r["metrics"].get("val/acc") == r["objective"] for r in records if r["status"] == "completed"} == {True}
 
@@ -153,13 +203,26 @@ def test_an_optuna_search_of_three_trials_survives_a_failing_trial(tiny_mnist, t
 def test_an_optuna_study_in_sql_storage_resumes_where_it_stopped(tiny_mnist, tmp_path, monkeypatch):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     for sweep, trials in ((tmp_path / "first", 2), (tmp_path / "second", 3)):  # n_trials: the study's total
-        monkeypatch.setattr(sys, "argv", ["train.py", "-m", "hparams_search=mnist_optuna", f"hydra.sweeper.n_trials={trials}",
-                                          f"hydra.sweeper.storage={storage}", *short(*tiny_mnist), f"hydra.sweep.dir={sweep}"])
+        monkeypatch.setattr(
+            sys,
+            "argv",
+            [
+                "train.py",
+                "-m",
+                "hparams_search=mnist_optuna",
+                f"hydra.sweeper.n_trials={trials}",
+                f"hydra.sweeper.storage={storage}",
+                *short(*tiny_mnist),
+                f"hydra.sweep.dir={sweep}",
+            ],
+        )
         main()
 
     study = optuna.load_study(study_name="mnist_mlp", storage=storage)
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3  # the second sweep added one trial to the first two
-    objectives = [read_run_record(job)["objective"] for sweep in ("first", "second") for job in job_folders(tmp_path / sweep)]
+    objectives = [
+        read_run_record(job)["objective"] for sweep in ("first", "second") for job in job_folders(tmp_path / sweep)
+    ]
     assert [t.value for t in study.trials] == objectives
     assert OmegaConf.load(tmp_path / "second" / "optimization_results.yaml").best_value == max(objectives)
 
@@ -167,8 +230,17 @@ def test_an_optuna_study_in_sql_storage_resumes_where_it_stopped(tiny_mnist, tmp
 def test_the_slurm_preset_asks_for_one_task_and_gpu_per_ddp_device(tmp_path):
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", ["hydra/launcher=slurm", "accelerator=ddp", "trainer.devices=4", "trainer.num_nodes=2",
-                                "hydra.launcher.partition=gpu"], return_hydra_config=True)
+        cfg = compose(
+            "train",
+            [
+                "hydra/launcher=slurm",
+                "accelerator=ddp",
+                "trainer.devices=4",
+                "trainer.num_nodes=2",
+                "hydra.launcher.partition=gpu",
+            ],
+            return_hydra_config=True,
+        )
     GlobalHydra.instance().clear()
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")

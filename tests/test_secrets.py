@@ -22,8 +22,18 @@ def test_no_secret_from_the_environment_is_written_to_the_run_folder(tiny_mnist,
         monkeypatch.setenv(name, value)
     run = tmp_path / "run"
     monkeypatch.chdir(tmp_path)  # anything a library writes to the working folder is checked too
-    monkeypatch.setattr(sys, "argv", ["train.py", *tiny_overrides(*tiny_mnist), "trainer.max_epochs=1", "model.hidden=[32]",
-                                      f"logger={logger}", f"hydra.run.dir={run}"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "train.py",
+            *tiny_overrides(*tiny_mnist),
+            "trainer.max_epochs=1",
+            "model.hidden=[32]",
+            f"logger={logger}",
+            f"hydra.run.dir={run}",
+        ],
+    )
     main()
     written = [p for p in tmp_path.rglob("*") if p.is_file() and "data" not in p.relative_to(tmp_path).parts[:1]]
     assert any(p.suffix == ".ckpt" for p in written) and any(p.name == "config.yaml" for p in written)

@@ -100,21 +100,42 @@ CASES = {  # phase: (signal, the overrides that send it in that phase)
     "validation": (TERM, [_callback("on_validation_batch_end", TERM), "trainer.max_epochs=1"]),
     "test": (TERM, [_callback("on_test_batch_end", TERM)]),
     "test, Ctrl-C": (INT, [_callback("on_test_batch_end", INT)]),
-    "baselines": (INT, ["callbacks.baselines._target_=tests.test_stops.SignallingBaselines", f"+callbacks.baselines.signum={int(INT)}"]),
-    "pictures": (TERM, ["callbacks.confusion_matrix._target_=tests.test_stops.SignallingConfusionMatrix",
-                        f"+callbacks.confusion_matrix.signum={int(TERM)}"]),
+    "baselines": (
+        INT,
+        [
+            "callbacks.baselines._target_=tests.test_stops.SignallingBaselines",
+            f"+callbacks.baselines.signum={int(INT)}",
+        ],
+    ),
+    "pictures": (
+        TERM,
+        [
+            "callbacks.confusion_matrix._target_=tests.test_stops.SignallingConfusionMatrix",
+            f"+callbacks.confusion_matrix.signum={int(TERM)}",
+        ],
+    ),
 }
 
 
 def run_train(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), str(PROJECT_ROOT / "src")])}
     command = [sys.executable, str(PROJECT_ROOT / "train.py"), *overrides]
-    return subprocess.run(command, check=False, env=env, cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        command,
+        check=False,
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 # ~15 s each: the case the issue reported (SIGTERM in the test phase: exit 0, no word) runs in every `make test-fast`
-@pytest.mark.parametrize("case", [case if case == "test" else pytest.param(case, marks=pytest.mark.slow) for case in CASES])
+@pytest.mark.parametrize(
+    "case", [case if case == "test" else pytest.param(case, marks=pytest.mark.slow) for case in CASES]
+)
 def test_a_signal_in_any_phase_stops_the_run_with_the_shells_code_and_records_it(case, tiny_mnist, tmp_path):
     signum, overrides = CASES[case]
     phase = case.split(",")[0]
@@ -126,7 +147,9 @@ def test_a_signal_in_any_phase_stops_the_run_with_the_shells_code_and_records_it
     output = result.stdout + result.stderr
     assert result.returncode == 128 + signum, output[-3000:]  # 143 for SIGTERM, 130 for Ctrl-C
     name = signal.Signals(signum).name
-    said = [line for line in output.splitlines() if f"stopped by {name} during {phase} (exit code {128 + signum})" in line]
+    said = [
+        line for line in output.splitlines() if f"stopped by {name} during {phase} (exit code {128 + signum})" in line
+    ]
     assert len(said) == 1, output[-3000:]
     record = read_run_record(run_dir)
     assert (record["status"], record["signal"], record["phase"]) == ("interrupted", name, phase)

@@ -36,7 +36,11 @@ def test_a_run_writes_its_config_metrics_and_checkpoints(compose_config, tiny_mn
     run = tmp_path / "run"
     rows = list(csv.DictReader(open(run / "csv" / "metrics.csv")))
     assert [float(r["val/acc"]) for r in rows if r.get("val/acc")] and any(r.get("test/acc") for r in rows)
-    assert {p.name for p in (run / "checkpoints").iterdir()} <= {"best-epoch000.ckpt", "best-epoch001.ckpt", "last.ckpt"}
+    assert {p.name for p in (run / "checkpoints").iterdir()} <= {
+        "best-epoch000.ckpt",
+        "best-epoch001.ckpt",
+        "last.ckpt",
+    }
     assert (run / "checkpoints" / "last.ckpt").is_file() and list((run / "checkpoints").glob("best-epoch*.ckpt"))
     assert metrics["test/acc"] > 0.5  # the tiny classes are easy: a 2-epoch run learns them
 
@@ -50,15 +54,31 @@ def test_same_seed_gives_the_same_metrics_and_another_seed_does_not(compose_conf
 @pytest.mark.parametrize("scheduler", ["cosine", "step", "onecycle", "plateau"])
 @pytest.mark.parametrize("optimizer", ["sgd", "rmsprop", "adamw"])
 def test_every_optimizer_and_scheduler_trains(compose_config, tiny_mnist, optimizer, scheduler):
-    cfg = compose_config(*tiny_overrides(*tiny_mnist), f"optimizer={optimizer}", f"scheduler={scheduler}",
-                         "trainer.max_epochs=1", "logger=none")
+    cfg = compose_config(
+        *tiny_overrides(*tiny_mnist),
+        f"optimizer={optimizer}",
+        f"scheduler={scheduler}",
+        "trainer.max_epochs=1",
+        "logger=none",
+    )
     assert torch.isfinite(torch.tensor(train(cfg)["test/loss"]))
 
 
 def test_the_model_and_data_knobs_of_the_issue_are_overrides(compose_config, tiny_mnist):
-    cfg = compose_config(*tiny_overrides(*tiny_mnist), "model.hidden=[64,32]", "model.activation=gelu",
-                         "model.dropout=0.2", "model.norm=layer", "data.batch_size=16", "trainer.max_epochs=1",
-                         "seed=1", "scheduler=cosine", "optimizer=sgd", "optimizer.momentum=0.9", "optimizer.nesterov=true")
+    cfg = compose_config(
+        *tiny_overrides(*tiny_mnist),
+        "model.hidden=[64,32]",
+        "model.activation=gelu",
+        "model.dropout=0.2",
+        "model.norm=layer",
+        "data.batch_size=16",
+        "trainer.max_epochs=1",
+        "seed=1",
+        "scheduler=cosine",
+        "optimizer=sgd",
+        "optimizer.momentum=0.9",
+        "optimizer.nesterov=true",
+    )
     assert train(cfg)["test/acc"] >= 0.0
     saved = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
     assert saved["hyper_parameters"]["model"]["hidden"] == [64, 32]
@@ -76,8 +96,16 @@ def test_eval_of_the_best_checkpoint_reproduces_the_test_metrics(compose_config,
 
 
 def test_a_2x2_sweep_runs_four_jobs_in_their_own_folders(tiny_mnist, tmp_path, monkeypatch):
-    argv = ["train.py", "-m", "optimizer=adam,sgd", "lr=1e-3,1e-2", f"paths.output_root={tmp_path}",
-            *tiny_overrides(*tiny_mnist), "trainer.max_epochs=1", "logger=csv"]
+    argv = [
+        "train.py",
+        "-m",
+        "optimizer=adam,sgd",
+        "lr=1e-3,1e-2",
+        f"paths.output_root={tmp_path}",
+        *tiny_overrides(*tiny_mnist),
+        "trainer.max_epochs=1",
+        "logger=csv",
+    ]
     monkeypatch.setattr(sys, "argv", argv)
     main()
     [sweep_dir] = (tmp_path / "mnist" / "multiruns").iterdir()
@@ -110,8 +138,20 @@ class HostSyncs(TorchFunctionMode, L.Callback):
     It watches torch calls, so it works on the CPU too: what a CUDA run would sync on, a CPU run calls the same.
     """
 
-    READS = {"item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__", "__index__", "nonzero",
-             "unique", "masked_select", "argwhere"}
+    READS = {
+        "item",
+        "tolist",
+        "numpy",
+        "cpu",
+        "__bool__",
+        "__float__",
+        "__int__",
+        "__index__",
+        "nonzero",
+        "unique",
+        "masked_select",
+        "argwhere",
+    }
 
     def __init__(self) -> None:
         super().__init__()
@@ -149,8 +189,12 @@ def test_steps_wait_for_the_device_only_on_log_steps(compose_config, tmp_path):
     # values; 2 validation batches an epoch and 4 test batches, none
     data_dir = tmp_path / "data"
     syncs = HostSyncs()
-    cfg = compose_config(*tiny_overrides(data_dir, make_idx_dataset(data_dir, n_train=3300)), "logger=csv",
-                         "trainer.log_every_n_steps=50", "trainer.enable_progress_bar=true")
+    cfg = compose_config(
+        *tiny_overrides(data_dir, make_idx_dataset(data_dir, n_train=3300)),
+        "logger=csv",
+        "trainer.log_every_n_steps=50",
+        "trainer.enable_progress_bar=true",
+    )
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule)
     trainer = build_trainer(cfg, [syncs, *build_callbacks(cfg)], build_loggers(cfg))

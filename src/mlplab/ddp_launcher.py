@@ -52,8 +52,11 @@ class HydraJobLauncher(_SubprocessScriptLauncher):
         self._check_can_spawn_children()
         env = self.cluster_environment
         ddp_env = {
-            "MASTER_ADDR": env.main_address, "MASTER_PORT": str(env.main_port), "NODE_RANK": str(env.node_rank()),
-            "LOCAL_RANK": str(env.local_rank()), "WORLD_SIZE": str(self.num_processes * self.num_nodes),
+            "MASTER_ADDR": env.main_address,
+            "MASTER_PORT": str(env.main_port),
+            "NODE_RANK": str(env.node_rank()),
+            "LOCAL_RANK": str(env.local_rank()),
+            "WORLD_SIZE": str(self.num_processes * self.num_nodes),
         }
         for key, value in ddp_env.items():
             _saved_env.setdefault(key, os.environ.get(key))
@@ -62,6 +65,8 @@ class HydraJobLauncher(_SubprocessScriptLauncher):
         for local_rank in range(1, self.num_processes):
             command = job_command(local_rank, self.entry_point)
             log.debug("Starting rank %d: %s", local_rank, " ".join(command))
-            process = subprocess.Popen(command, env={**os.environ, "LOCAL_RANK": str(local_rank)}, cwd=hydra_cfg.runtime.cwd)
+            process = subprocess.Popen(
+                command, env={**os.environ, "LOCAL_RANK": str(local_rank)}, cwd=hydra_cfg.runtime.cwd
+            )
             self.procs.append(process)
             _started.append((process, f"{hydra_cfg.job.name}_rank{local_rank}.log"))

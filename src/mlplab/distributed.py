@@ -50,7 +50,10 @@ def job_command(local_rank: int, entry_point: str | None = None) -> list[str]:
     sources = [source for source in hydra_cfg.runtime.config_sources if source.schema == "file"]
     # the job's config comes from the same folders: its app's (--config-path) and any added with --config-dir
     return [
-        sys.executable, "-m", module, f"--config-name={config_name}",
+        sys.executable,
+        "-m",
+        module,
+        f"--config-name={config_name}",
         *(f"--config-path={s.path}" for s in sources if s.provider == "main"),
         *(f"--config-dir={s.path}" for s in sources if s.provider == "command-line"),
         *hydra_cfg.overrides.task,

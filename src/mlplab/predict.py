@@ -50,15 +50,21 @@ def predict(cfg: DictConfig) -> Path:
     if not inputs.exists():
         raise ConfigError(f"inputs={str(cfg.inputs)!r} is invalid: no such file or folder")
     if output.suffix.lower() != ".csv" or output.is_dir():  # never over an image, a checkpoint, a folder
-        raise ConfigError(f"output={str(cfg.output)!r} is invalid: name the .csv file to write, e.g. output=predictions.csv")
+        raise ConfigError(
+            f"output={str(cfg.output)!r} is invalid: name the .csv file to write, e.g. output=predictions.csv"
+        )
     if output.resolve() == inputs.resolve():
         raise ConfigError(f"output={str(cfg.output)!r} is invalid: it is the input file; name another file")
     run = load_trained_run(cfg.ckpt_path, cfg.paths)
     restore_input_statistics(run)
     header, rows, raw = read_inputs(run, inputs, invert=cfg.get("invert", False))
-    names, values = prediction_columns(run.datamodule.task, network_outputs(run.module, run.datamodule.prepare_inputs(raw)))
+    names, values = prediction_columns(
+        run.datamodule.task, network_outputs(run.module, run.datamodule.prepare_inputs(raw))
+    )
     echoed = [i for i, name in enumerate(header) if name not in names]  # an earlier prediction is replaced, not doubled
-    write_csv(output, [header[i] for i in echoed] + names, [[row[i] for i in echoed] + v for row, v in zip(rows, values)])
+    write_csv(
+        output, [header[i] for i in echoed] + names, [[row[i] for i in echoed] + v for row, v in zip(rows, values)]
+    )
     log.info("Predictions of %s for %d input(s) from %s: %s", run.ckpt_path, len(rows), inputs, output.resolve())
     return output
 
@@ -74,8 +80,10 @@ def read_inputs(run: TrainedRun, inputs: Path, invert: bool = False) -> tuple[li
     feature_names = getattr(datamodule.task, "feature_names", None)
     if feature_names:
         return read_table(inputs, feature_names)
-    raise CheckpointError(f"{run.ckpt_path}: predict.py reads images or tables of named features, and "
-                          f"{type(datamodule).__name__} has neither")
+    raise CheckpointError(
+        f"{run.ckpt_path}: predict.py reads images or tables of named features, and "
+        f"{type(datamodule).__name__} has neither"
+    )
 
 
 def restore_input_statistics(run: TrainedRun) -> None:
@@ -85,8 +93,12 @@ def restore_input_statistics(run: TrainedRun) -> None:
     if state:
         datamodule.load_state_dict(state)
         return
-    log.warning("%s holds no input statistics (it was written before mlplab kept them in checkpoints): recomputing them "
-                "from the training split of %s, as its training did", run.ckpt_path, type(datamodule).__name__)
+    log.warning(
+        "%s holds no input statistics (it was written before mlplab kept them in checkpoints): recomputing them "
+        "from the training split of %s, as its training did",
+        run.ckpt_path,
+        type(datamodule).__name__,
+    )
     datamodule.prepare_data()
     datamodule.setup()
 
@@ -96,7 +108,9 @@ def image_files(inputs: Path) -> list[Path]:
     if not inputs.is_dir():
         return [inputs]
     # hidden files left out: macOS's `._name.png` companions are not images
-    files = sorted(p for p in inputs.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith("."))
+    files = sorted(
+        p for p in inputs.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith(".")
+    )
     if not files:
         raise InputError(f"{inputs} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
     return files
@@ -133,15 +147,22 @@ def warn_if_dark_on_light(files: Sequence[Path], images: torch.Tensor) -> None:
     border = torch.cat([images[:, 0], images[:, -1], images[:, :, 0], images[:, :, -1]], dim=1).float().mean(dim=1)
     light = [f.name for f, level in zip(files, border.tolist()) if level > 127]
     if light:
-        log.warning("%d image(s) have a light background (%s%s): the model was trained on light items on black; "
-                    "invert=true inverts them first", len(light), ", ".join(light[:3]), ", ..." if len(light) > 3 else "")
+        log.warning(
+            "%d image(s) have a light background (%s%s): the model was trained on light items on black; "
+            "invert=true inverts them first",
+            len(light),
+            ", ".join(light[:3]),
+            ", ..." if len(light) > 3 else "",
+        )
 
 
 def read_table(path: Path, feature_names: Sequence[str]) -> tuple[list[str], list[list[str]], torch.Tensor]:
     """A CSV with a header row: (header, rows as text, the feature columns as float64 (N, features), in
     `feature_names`' order). Columns may come in any order; the others are kept as text for the output."""
     if path.is_dir():
-        raise InputError(f"{path} is a folder: this model reads one CSV file of feature rows ({', '.join(feature_names)})")
+        raise InputError(
+            f"{path} is a folder: this model reads one CSV file of feature rows ({', '.join(feature_names)})"
+        )
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: Excel's byte order mark
             reader = csv.reader(f)
@@ -154,7 +175,9 @@ def read_table(path: Path, feature_names: Sequence[str]) -> tuple[list[str], lis
     header = [name.strip() for name in lines[0][1]]
     missing = [name for name in feature_names if name not in header]
     if missing:
-        raise InputError(f"{path} has no column {', '.join(missing)}: expected {needs}; its header is {', '.join(header)}")
+        raise InputError(
+            f"{path} has no column {', '.join(missing)}: expected {needs}; its header is {', '.join(header)}"
+        )
     duplicates = sorted({name for name in header if header.count(name) > 1})
     if duplicates:
         raise InputError(f"{path} names the column {', '.join(duplicates)} more than once")
@@ -169,7 +192,9 @@ def read_table(path: Path, feature_names: Sequence[str]) -> tuple[list[str], lis
         for j, column in enumerate(columns):
             value = _finite_number(row[column])
             if value is None:
-                raise InputError(f"{path}, line {line}, column {header[column]}: {row[column]!r} is not a finite number")
+                raise InputError(
+                    f"{path}, line {line}, column {header[column]}: {row[column]!r} is not a finite number"
+                )
             features[i, j] = value
         rows.append(row)
     return header, rows, torch.from_numpy(features)
@@ -194,7 +219,9 @@ def prediction_columns(task: Task, outputs: torch.Tensor) -> tuple[list[str], li
     if isinstance(task, ClassificationTask):
         names = ["class", "class_name", *(f"p_{name}" for name in task.class_names)]
         classes, probabilities = task.predict(outputs).tolist(), outputs.softmax(dim=-1).tolist()
-        return names, [[str(c), task.class_names[c], *(f"{p:.6g}" for p in ps)] for c, ps in zip(classes, probabilities)]
+        return names, [
+            [str(c), task.class_names[c], *(f"{p:.6g}" for p in ps)] for c, ps in zip(classes, probabilities)
+        ]
     return [f"predicted_{task.target_name}"], [[f"{value:.6g}"] for value in task.predict(outputs).tolist()]
 
 

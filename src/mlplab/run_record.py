@@ -81,7 +81,8 @@ class RunRecorder:
             "status": "running",
             "overrides": list(hydra_cfg.overrides.task) if hydra_cfg else [],
             "job": {"name": hydra_cfg.job.name, "num": hydra_cfg.job.get("num"), "id": hydra_cfg.job.get("id")}
-            if hydra_cfg else {},
+            if hydra_cfg
+            else {},
             "output_dir": str(Path(cfg.paths.output_dir).resolve()),
             "host": socket.gethostname(),
             "pid": os.getpid(),
@@ -107,11 +108,17 @@ class RunRecorder:
         losses = [value for name, value in metrics.items() if name.split("/")[-1].startswith("loss")]
         objective = metrics.get(self.optimized_metric) if self.optimized_metric else None
         if self.optimized_metric and objective is None:
-            log.warning("optimized_metric=%s was not logged; logged: %s", self.optimized_metric, ", ".join(sorted(metrics)))
+            log.warning(
+                "optimized_metric=%s was not logged; logged: %s", self.optimized_metric, ", ".join(sorted(metrics))
+            )
         diverged = not all(_is_finite(value) for value in losses)
         finite = objective is not None and not diverged and _is_finite(objective)
-        self._finish("diverged" if diverged else "completed", metrics=metrics, objective=objective if finite else None,
-                     error="a loss is NaN or infinite" if diverged else None)
+        self._finish(
+            "diverged" if diverged else "completed",
+            metrics=metrics,
+            objective=objective if finite else None,
+            error="a loss is NaN or infinite" if diverged else None,
+        )
         return objective if finite or objective is None else worst_value(self.mode)
 
     def failed(self, error: BaseException, notes: Sequence[str] = ()) -> float:
@@ -129,15 +136,22 @@ class RunRecorder:
         self._finish(status, error="; ".join([message, *notes]))
         return worst_value(self.mode)
 
-    def _finish(self, status: str, metrics: dict[str, float] | None = None, objective: float | None = None,
-                error: str | None = None) -> None:
+    def _finish(
+        self,
+        status: str,
+        metrics: dict[str, float] | None = None,
+        objective: float | None = None,
+        error: str | None = None,
+    ) -> None:
         metrics = dict(metrics or {})
         epochs = metrics.pop("epochs", None)
         self.record.update(
             status=status,
             # standard JSON: a NaN or infinite metric (a diverged run's loss) is null
-            metrics={name: value if _is_finite(value) or not isinstance(value, float) else None
-                     for name, value in metrics.items()},
+            metrics={
+                name: value if _is_finite(value) or not isinstance(value, float) else None
+                for name, value in metrics.items()
+            },
             epochs=int(epochs) if epochs is not None else None,
             objective=objective,
             error=error,
@@ -159,11 +173,23 @@ def record_lost_job(folder: str | Path, overrides: Sequence[str], job: dict[str,
     """
     folder = Path(folder)
     record = read_run_record(folder) or {
-        "status": "running", "overrides": list(overrides), "job": job, "output_dir": str(folder.resolve()),
-        "monitor": {}, "objective": None, "epochs": None, "metrics": {}, "started_at": None, "wall_time_s": None,
+        "status": "running",
+        "overrides": list(overrides),
+        "job": job,
+        "output_dir": str(folder.resolve()),
+        "monitor": {},
+        "objective": None,
+        "epochs": None,
+        "metrics": {},
+        "started_at": None,
+        "wall_time_s": None,
     }
     if record.get("status") != "running":
         return  # it ended, and said how, before its process died
-    record.update(status="failed", error=error, objective=None,
-                  finished_at=datetime.now().astimezone().isoformat(timespec="seconds"))
+    record.update(
+        status="failed",
+        error=error,
+        objective=None,
+        finished_at=datetime.now().astimezone().isoformat(timespec="seconds"),
+    )
     write_json(folder / RECORD_NAME, record)

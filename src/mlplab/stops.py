@@ -189,6 +189,11 @@ def track_phases(trainer: L.Trainer, datamodule: L.LightningDataModule) -> None:
             continue
         for hook in dir(L.Callback):
             own = getattr(type(callback), hook, None)
-            if hook.startswith("on_") and hook not in BATCH_HOOKS and callable(own) and own is not getattr(L.Callback, hook):
+            if (
+                hook.startswith("on_")
+                and hook not in BATCH_HOOKS
+                and callable(own)
+                and own is not getattr(L.Callback, hook)
+            ):
                 setattr(callback, hook, _in_phase(name, getattr(callback, hook)))
     trainer.callbacks.append(PhaseTracker())

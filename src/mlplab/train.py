@@ -68,8 +68,11 @@ def fit_and_test(cfg: DictConfig) -> dict[str, float]:
     trainer.test(module, datamodule=datamodule, ckpt_path=best, weights_only=True, verbose=False)
     metrics.update(metric_values(trainer))
     if trainer.is_global_zero:
-        log.info("Test metrics (%s):\n%s", f"best checkpoint {Path(best).name}" if best else "final weights",
-                 format_metrics(metrics, prefix="test/"))
+        log.info(
+            "Test metrics (%s):\n%s",
+            f"best checkpoint {Path(best).name}" if best else "final weights",
+            format_metrics(metrics, prefix="test/"),
+        )
         log.info("Outputs: %s", Path(cfg.paths.output_dir).resolve())
     return metrics
 

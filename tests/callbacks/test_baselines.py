@@ -62,8 +62,9 @@ def test_baselines_are_logged_next_to_the_test_metrics_and_compared_in_a_table(c
 
 def test_baselines_false_fits_and_logs_nothing(compose_config, tmp_path):
     file_md5 = make_statlib_file(tmp_path / "mirror", n=200)
-    cfg = compose_config(*housing_overrides(tmp_path / "data", tmp_path / "mirror", file_md5),
-                         "baselines=false", "trainer.max_epochs=1")
+    cfg = compose_config(
+        *housing_overrides(tmp_path / "data", tmp_path / "mirror", file_md5), "baselines=false", "trainer.max_epochs=1"
+    )
     metrics = train(cfg)
     assert "test/rmse" in metrics and not [k for k in metrics if k.startswith("baseline/")]
     assert not (tmp_path / "data" / "baselines").exists()
@@ -81,7 +82,9 @@ def test_results_are_cached_per_split_and_model_so_sweep_jobs_do_not_refit(housi
     Baselines({"mean": CountingRegressor(strategy="median")}, cache_dir=cache_dir).fit_and_score(housing())
     assert len(CountingRegressor.fits) == 3
     caches = sorted(p.name for p in cache_dir.iterdir() if p.suffix != ".lock")
-    assert len(caches) == 2 and all(name.startswith("california_housing-") and name.endswith(".json") for name in caches)
+    assert len(caches) == 2 and all(
+        name.startswith("california_housing-") and name.endswith(".json") for name in caches
+    )
     assert json.loads((cache_dir / caches[0]).read_text())["mean"]["metrics"].keys() == {"mse", "rmse", "mae", "r2"}
 
 
@@ -130,7 +133,8 @@ def test_a_cache_write_that_fails_leaves_the_previous_cache_and_no_temporary_fil
 
     monkeypatch.setattr(os, "replace", killed_before_the_rename)
     with pytest.raises(OSError, match="killed before the rename"):  # a new model: the cache is written again
-        Baselines({"mean": CountingRegressor(), "median": CountingRegressor(strategy="median")},
-                  cache_dir=cache_dir).fit_and_score(housing())
+        Baselines(
+            {"mean": CountingRegressor(), "median": CountingRegressor(strategy="median")}, cache_dir=cache_dir
+        ).fit_and_score(housing())
     assert cache.read_text() == before
     assert sorted(p.name for p in cache_dir.iterdir()) == sorted([cache.name, cache.name + ".lock"])

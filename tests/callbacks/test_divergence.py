@@ -11,8 +11,14 @@ from tests.conftest import tiny_overrides
 
 def test_a_diverging_learning_rate_stops_the_run_at_once_and_says_why(compose_config, tiny_mnist, tmp_path):
     # 500 training images in batches of 32: 16 steps per epoch; the check runs every 4 steps
-    cfg = compose_config(*tiny_overrides(*tiny_mnist), "optimizer=sgd", "lr=1e4", "trainer.max_epochs=5", "model.hidden=[32]",
-                         "trainer.log_every_n_steps=4")
+    cfg = compose_config(
+        *tiny_overrides(*tiny_mnist),
+        "optimizer=sgd",
+        "lr=1e4",
+        "trainer.max_epochs=5",
+        "model.hidden=[32]",
+        "trainer.log_every_n_steps=4",
+    )
     with pytest.raises(DivergedError) as error:
         train(cfg)
     message = str(error.value)
@@ -26,5 +32,7 @@ def test_a_diverging_learning_rate_stops_the_run_at_once_and_says_why(compose_co
 
 
 def test_a_healthy_run_is_not_stopped(compose_config, tiny_mnist):
-    cfg = compose_config(*tiny_overrides(*tiny_mnist), "trainer.max_epochs=1", "trainer.log_every_n_steps=3", "model.hidden=[32]")
+    cfg = compose_config(
+        *tiny_overrides(*tiny_mnist), "trainer.max_epochs=1", "trainer.log_every_n_steps=3", "model.hidden=[32]"
+    )
     assert train(cfg)["test/acc"] > 0.2

@@ -40,7 +40,9 @@ def classification_run(tmp_path_factory) -> tuple[Path, dict[str, float]]:
     """
     root = tmp_path_factory.mktemp("classification")
     files = make_idx_dataset(root / "data")
-    cfg = compose_run(root / "run", *tiny_overrides(root / "data", files), "logger=none", f"model.hidden=[{HIDDEN}]", "lr=1e-4")
+    cfg = compose_run(
+        root / "run", *tiny_overrides(root / "data", files), "logger=none", f"model.hidden=[{HIDDEN}]", "lr=1e-4"
+    )
     return root / "run", train(cfg)
 
 
@@ -50,7 +52,10 @@ def read_png(path: Path) -> np.ndarray:
 
 def test_the_weight_grid_has_one_contrast_normalised_tile_per_hidden_unit(classification_run):
     run, _ = classification_run
-    assert sorted(p.name for p in (run / "images" / "weights").iterdir()) == ["first_layer_epoch000.png", "first_layer_epoch001.png"]
+    assert sorted(p.name for p in (run / "images" / "weights").iterdir()) == [
+        "first_layer_epoch000.png",
+        "first_layer_epoch001.png",
+    ]
     grid = read_png(run / "images" / "weights" / "first_layer_epoch001.png")
     columns, rows, scale = 4, 3, 2  # 10 tiles: ceil(sqrt(10)) = 4 columns, 3 rows, enlarged twice
     assert grid.shape == (scale * (rows * 29 + 1), scale * (columns * 29 + 1))
@@ -96,8 +101,14 @@ def test_a_classifier_gets_its_test_diagnostics_and_no_regression_pictures(class
 
 def test_confusion_counts_agree_with_scikit_learn():
     generator = torch.Generator().manual_seed(0)
-    targets, predictions = torch.randint(0, 4, (500,), generator=generator), torch.randint(0, 4, (500,), generator=generator)
-    assert confusion_counts(targets, predictions, 4).tolist() == confusion_matrix(targets, predictions, labels=range(4)).tolist()
+    targets, predictions = (
+        torch.randint(0, 4, (500,), generator=generator),
+        torch.randint(0, 4, (500,), generator=generator),
+    )
+    assert (
+        confusion_counts(targets, predictions, 4).tolist()
+        == confusion_matrix(targets, predictions, labels=range(4)).tolist()
+    )
 
 
 def test_saliency_of_a_linear_model_is_each_class_weight_row():
@@ -113,7 +124,14 @@ def test_loss_curves_are_drawn_for_every_epoch_metric(classification_run):
     run, _ = classification_run
     image = read_png(run / "curves.png")
     assert image.shape[1] > image.shape[0] > 200  # two panels side by side: loss and acc
-    metrics = {"train/loss": 9.0, "train/loss_epoch": 1.0, "train/acc": 0.5, "val/loss": 2.0, "lr": 0.1, "time/epoch_s": 3.0}
+    metrics = {
+        "train/loss": 9.0,
+        "train/loss_epoch": 1.0,
+        "train/acc": 0.5,
+        "val/loss": 2.0,
+        "lr": 0.1,
+        "time/epoch_s": 3.0,
+    }
     assert epoch_metrics(metrics, "train") == {"loss": 1.0, "acc": 0.5}
     assert epoch_metrics(metrics, "val") == {"loss": 2.0}
 
@@ -144,9 +162,18 @@ class TinyTabular(TensorDataModule):
 
 
 def test_a_tabular_regression_gets_a_named_weight_heat_map_and_regression_pictures(tmp_path):
-    cfg = compose_run(tmp_path / "run", "logger=none", "accelerator=cpu", "trainer.enable_progress_bar=false",
-                      "callbacks.model_summary=null", "trainer.max_epochs=2", "model.hidden=[4]", "monitor.metric=val/mse",
-                      "monitor.mode=min", "baselines=false")  # the mnist config's baselines are classifiers
+    cfg = compose_run(
+        tmp_path / "run",
+        "logger=none",
+        "accelerator=cpu",
+        "trainer.enable_progress_bar=false",
+        "callbacks.model_summary=null",
+        "trainer.max_epochs=2",
+        "model.hidden=[4]",
+        "monitor.metric=val/mse",
+        "monitor.mode=min",
+        "baselines=false",
+    )  # the mnist config's baselines are classifiers
     datamodule = TinyTabular(batch_size=32)
     trainer = build_trainer(cfg, build_callbacks(cfg), [])
     module = build_module(cfg, datamodule)

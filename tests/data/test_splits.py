@@ -32,8 +32,9 @@ def _rows(folds):
 
 def _housing(tmp_path, **kwargs) -> HousingDataModule:
     file_md5 = make_statlib_file(tmp_path / "mirror", n=300)
-    dm = HousingDataModule(tmp_path / "data", sources=[Mirror(tmp_path / "mirror", "california_housing")], md5=file_md5,
-                           **kwargs)
+    dm = HousingDataModule(
+        tmp_path / "data", sources=[Mirror(tmp_path / "mirror", "california_housing")], md5=file_md5, **kwargs
+    )
     dm.prepare_data()
     dm.setup()
     return dm
@@ -46,8 +47,10 @@ def test_k_folds_are_disjoint_cover_the_pool_are_stratified_and_the_same_on_ever
     vals = [val for _, val in splits]
     assert all(not set(a.tolist()) & set(b.tolist()) for a, b in combinations(vals, 2))
     assert sorted(torch.cat(vals).tolist()) == list(range(103))
-    assert all(sorted(torch.cat([train, val]).tolist()) == list(range(103)) and len(train) == 103 - len(val)
-               for train, val in splits)
+    assert all(
+        sorted(torch.cat([train, val]).tolist()) == list(range(103)) and len(train) == 103 - len(val)
+        for train, val in splits
+    )
     assert [len(val) for val in vals] == [21, 21, 21, 20, 20]
     counts = np.array([np.bincount(labels[val].numpy(), minlength=4) for val in vals])  # fold x class
     assert (counts.max(axis=0) - counts.min(axis=0) <= 1).all()
@@ -102,7 +105,9 @@ def test_housing_folds_split_the_rows_that_are_not_test_rows_and_leave_the_test_
     modules = [_housing(tmp_path / str(i), folds=4, fold=i) for i in range(4)]
     # rows by their target (a few clipped values repeat): the folds' validation rows together are the pool, once each
     pool = Counter(torch.cat([fixed.splits["train"][1], fixed.splits["val"][1]]).tolist())
-    assert sum(pool.values()) == 240 and sum((Counter(dm.splits["val"][1].tolist()) for dm in modules), Counter()) == pool
+    assert (
+        sum(pool.values()) == 240 and sum((Counter(dm.splits["val"][1].tolist()) for dm in modules), Counter()) == pool
+    )
     assert [len(dm.splits["val"][1]) for dm in modules] == [60, 60, 60, 60]
     for dm in modules:
         assert torch.equal(dm.splits["test"][1], fixed.splits["test"][1])
@@ -114,9 +119,13 @@ def test_housing_folds_split_the_rows_that_are_not_test_rows_and_leave_the_test_
     [
         (["data.folds=1", "data.fold=0"], "data.folds=1 is invalid: must be an integer >= 2"),
         (["data.folds=2.5", "data.fold=0"], "data.folds=2.5 is invalid: must be an integer"),
-        (["data.folds=5", "data.fold=5"],
-         ("data.fold=5 is invalid: with data.folds=5 it must be an integer in [0, 5) (every fold: -m data.folds=5 "
-          "data.fold=0,1,2,3,4)")),
+        (
+            ["data.folds=5", "data.fold=5"],
+            (
+                "data.fold=5 is invalid: with data.folds=5 it must be an integer in [0, 5) (every fold: -m data.folds=5 "
+                "data.fold=0,1,2,3,4)"
+            ),
+        ),
         (["data.folds=5", "data.fold=-1"], "data.fold=-1 is invalid: with data.folds=5"),
         (["data.folds=12", "data.fold=12"], "(every fold: -m data.folds=12 data.fold='range(0,12)')"),
         (["data.folds=5"], "data.fold=None is invalid: with data.folds=5 it must be an integer in [0, 5)"),
@@ -142,8 +151,20 @@ def test_a_fold_sweep_gives_one_job_per_fold_each_validating_and_fitting_baselin
     tiny_mnist, tmp_path, caplog
 ):
     # what `python train.py -m data.folds=2 data.fold=0,1` runs: one config per fold, each in its own folder
-    jobs = [compose_run_config([*tiny_overrides(*tiny_mnist), "data.folds=2", f"data.fold={fold}", "trainer.max_epochs=1",
-                                "logger=none", "callbacks=lean"], tmp_path / f"job{fold}") for fold in (0, 1)]
+    jobs = [
+        compose_run_config(
+            [
+                *tiny_overrides(*tiny_mnist),
+                "data.folds=2",
+                f"data.fold={fold}",
+                "trainer.max_epochs=1",
+                "logger=none",
+                "callbacks=lean",
+            ],
+            tmp_path / f"job{fold}",
+        )
+        for fold in (0, 1)
+    ]
     validation = []
     for cfg in jobs:
         dm = hydra.utils.instantiate(cfg.data)

@@ -9,8 +9,13 @@ pytestmark = pytest.mark.slow
 
 
 def test_one_epoch_on_real_fashion_mnist_beats_the_logistic_regression_baseline(compose_config):
-    cfg = compose_config("data=fashion_mnist", "data.batch_size=128", "trainer.max_epochs=1", "accelerator=cpu",
-                         "trainer.enable_progress_bar=false")
+    cfg = compose_config(
+        "data=fashion_mnist",
+        "data.batch_size=128",
+        "trainer.max_epochs=1",
+        "accelerator=cpu",
+        "trainer.enable_progress_bar=false",
+    )
     metrics = train(cfg)
     assert metrics["test/acc"] >= 0.83
     assert 0.78 <= metrics["baseline/logistic_regression/acc"] < metrics["test/acc"]

@@ -24,7 +24,9 @@ def test_the_shipped_file_is_the_statlib_table_that_scikit_learn_reads(tmp_path)
     # scikit-learn's own cache, written from the same file: its loader gives our features, and the
     # scikit-learn source writes the file back byte for byte
     write_scikit_learn_cache(tmp_path / "sklearn", tmp_path / STATLIB_NAME)
-    from_scikit_learn = fetch_california_housing(data_home=tmp_path / "sklearn", download_if_missing=False, return_X_y=True)
+    from_scikit_learn = fetch_california_housing(
+        data_home=tmp_path / "sklearn", download_if_missing=False, return_X_y=True
+    )
     assert all(np.array_equal(a, b) for a, b in zip((features, target), from_scikit_learn))
     (tmp_path / "back").mkdir()
     ScikitLearnDownload(data_home=tmp_path / "sklearn").fetch([STATLIB_NAME], tmp_path / "back")
@@ -32,8 +34,9 @@ def test_the_shipped_file_is_the_statlib_table_that_scikit_learn_reads(tmp_path)
 
 
 def test_a_short_run_on_real_housing_beats_the_linear_baseline(compose_config):
-    cfg = compose_config("experiment=housing_mlp", "trainer.max_epochs=10", "accelerator=cpu",
-                         "trainer.enable_progress_bar=false")
+    cfg = compose_config(
+        "experiment=housing_mlp", "trainer.max_epochs=10", "accelerator=cpu", "trainer.enable_progress_bar=false"
+    )
     metrics = train(cfg)
     assert metrics["baseline/linear/rmse"] == pytest.approx(0.73, abs=0.03)
     assert metrics["baseline/random_forest/rmse"] < 0.55

@@ -21,8 +21,14 @@ def _classes(path: Path) -> dict[str, int]:
 
 
 def test_the_real_test_set_as_png_files_gets_the_test_accuracy_and_the_examples_their_digits(compose_config, tmp_path):
-    cfg = compose_config("trainer.max_epochs=1", "accelerator=cpu", "trainer.enable_progress_bar=false", "logger=none",
-                         "callbacks=lean", "baselines=false")
+    cfg = compose_config(
+        "trainer.max_epochs=1",
+        "accelerator=cpu",
+        "trainer.enable_progress_bar=false",
+        "logger=none",
+        "callbacks=lean",
+        "baselines=false",
+    )
     metrics = train(cfg)
     run_dir = Path(cfg.paths.output_dir)
 

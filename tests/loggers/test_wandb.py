@@ -76,8 +76,18 @@ def test_a_run_logs_its_config_metrics_and_pictures_to_wandb(compose_config, tin
     # the config: the whole resolved run config, plus the option picked in each config group
     assert run.config["lr"] == 1e-4 and run.config["model"]["hidden"] == [10]
     assert run.config["optimizer"]["_target_"] == "torch.optim.Adam" and run.config["choices"]["optimizer"] == "adam"
-    metrics = {"train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc", "lr", "model/params",
-               "time/epoch_s", "time/samples_per_s"}
+    metrics = {
+        "train/loss",
+        "train/acc",
+        "val/loss",
+        "val/acc",
+        "test/loss",
+        "test/acc",
+        "lr",
+        "model/params",
+        "time/epoch_s",
+        "time/samples_per_s",
+    }
     pictures = {"weights/first_layer", "test/confusion_matrix", "test/misclassified", "test/saliency"}
     assert metrics | pictures <= run.summary.keys()
     assert run.summary["model/params"] == 784 * 10 + 10 + 10 * 10 + 10
@@ -85,33 +95,52 @@ def test_a_run_logs_its_config_metrics_and_pictures_to_wandb(compose_config, tin
     assert len([row for row in run.history if "train/loss" in row]) > 2  # per step
     # one weight picture per epoch, the very PNGs saved in the run folder
     logged = run.images("weights/first_layer")
-    assert [p.read_bytes() for p in logged] == [(folder / "images" / "weights" / f"first_layer_epoch00{e}.png").read_bytes() for e in (0, 1)]
+    assert [p.read_bytes() for p in logged] == [
+        (folder / "images" / "weights" / f"first_layer_epoch00{e}.png").read_bytes() for e in (0, 1)
+    ]
     assert files_containing(folder, FAKE_KEY) == []
 
 
 def test_each_sweep_job_is_its_own_wandb_run_and_the_sweep_one_group(tiny_mnist, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
     sweep_dir = tmp_path / "sweep"
-    argv = ["train.py", "-m", "optimizer=adam,sgd", "lr=1e-3,1e-2", f"hydra.sweep.dir={sweep_dir}",
-            *without_pictures(tiny_overrides(*tiny_mnist)), "trainer.max_epochs=1"]
+    argv = [
+        "train.py",
+        "-m",
+        "optimizer=adam,sgd",
+        "lr=1e-3,1e-2",
+        f"hydra.sweep.dir={sweep_dir}",
+        *without_pictures(tiny_overrides(*tiny_mnist)),
+        "trainer.max_epochs=1",
+    ]
     monkeypatch.setattr(sys, "argv", argv)
     main()
     runs = [OfflineRun(path) for job in range(4) for path in offline_runs(sweep_dir / str(job) / "wandb")]
     assert len(runs) == 4 and len({run.id for run in runs}) == 4  # one run per job, in the job's folder
     assert all(run.exit_code == 0 for run in runs)  # each finished before the next job started
     assert {run.group for run in runs} == {"sweep"} and {run.job_type for run in runs} == {"train"}
-    assert sorted(run.name for run in runs) == ["optimizer=adam lr=0.001", "optimizer=adam lr=0.01",
-                                                "optimizer=sgd lr=0.001", "optimizer=sgd lr=0.01"]
+    assert sorted(run.name for run in runs) == [
+        "optimizer=adam lr=0.001",
+        "optimizer=adam lr=0.01",
+        "optimizer=sgd lr=0.001",
+        "optimizer=sgd lr=0.01",
+    ]
     assert files_containing(tmp_path, FAKE_KEY) == []  # not in .hydra/, logs, W&B files
 
 
 def test_without_credentials_a_run_logs_offline_and_never_prompts(no_credentials, tiny_mnist, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    command = [sys.executable, str(PROJECT_ROOT / "train.py"), *without_pictures(tiny_overrides(*tiny_mnist)),
-               "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'run'}"]
+    command = [
+        sys.executable,
+        str(PROJECT_ROOT / "train.py"),
+        *without_pictures(tiny_overrides(*tiny_mnist)),
+        "trainer.max_epochs=1",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
     # no terminal and a bounded wait: a prompt for a key or a wait for a server fails the test instead of hanging it
-    result = subprocess.run(command, env=env, cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        command, env=env, cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "No W&B credentials" in result.stdout + result.stderr and "wandb sync" in result.stdout + result.stderr
     (path,) = offline_runs(tmp_path / "run" / "wandb")
@@ -153,15 +182,29 @@ def test_lightnings_wandb_logger_still_adds_what_ours_removes():
     assert "anonymous" not in ours and ours["mode"] == "disabled"
 
 
-def test_a_seed_sweep_is_browsable_in_one_wandb_folder_with_its_aggregated_summary_run(tiny_mnist, tmp_path, monkeypatch,
-                                                                                    capsys):
+def test_a_seed_sweep_is_browsable_in_one_wandb_folder_with_its_aggregated_summary_run(
+    tiny_mnist, tmp_path, monkeypatch, capsys
+):
     sweep_dir = tmp_path / "sweep"
-    monkeypatch.setattr(sys, "argv", ["train.py", "-m", "lr=1e-3,1e-2", "seed=1,2", f"hydra.sweep.dir={sweep_dir}",
-                                      *without_pictures(tiny_overrides(*tiny_mnist)), "trainer.max_epochs=1"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "train.py",
+            "-m",
+            "lr=1e-3,1e-2",
+            "seed=1,2",
+            f"hydra.sweep.dir={sweep_dir}",
+            *without_pictures(tiny_overrides(*tiny_mnist)),
+            "trainer.max_epochs=1",
+        ],
+    )
     main()
 
     # every job keeps its run in its own folder, and the sweep folder's wandb/ holds them all and the summary run
-    job_runs = {path.name: OfflineRun(path) for job in range(4) for path in offline_runs(sweep_dir / str(job) / "wandb")}
+    job_runs = {
+        path.name: OfflineRun(path) for job in range(4) for path in offline_runs(sweep_dir / str(job) / "wandb")
+    }
     assert len(job_runs) == 4
     runs = {path.name: OfflineRun(path) for path in offline_runs(sweep_dir / "wandb")}
     [summary_name] = [name for name, run in runs.items() if run.job_type == "sweep-summary"]
@@ -169,8 +212,13 @@ def test_a_seed_sweep_is_browsable_in_one_wandb_folder_with_its_aggregated_summa
     assert {runs[name].id for name in job_runs} == {run.id for run in job_runs.values()}  # read through the links
     summary = runs[summary_name]
     assert (summary.group, summary.exit_code) == ("sweep", 0)
-    dry_run = subprocess.run([sys.executable, "-m", "wandb", "sync", "--dry-run", str(sweep_dir / "wandb")],
-                             capture_output=True, text=True, timeout=120, check=True)
+    dry_run = subprocess.run(
+        [sys.executable, "-m", "wandb", "sync", "--dry-run", str(sweep_dir / "wandb")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     listed = dry_run.stdout + dry_run.stderr + "\n"
     # one `wandb sync` uploads them all (the summary run may be listed as latest-run/, wandb's link to it)
     assert "Would sync 5 run(s)" in listed and all(f"/run-{run.id}.wandb\n" in listed for run in runs.values())
@@ -183,8 +231,10 @@ def test_a_seed_sweep_is_browsable_in_one_wandb_folder_with_its_aggregated_summa
     assert [row["lr"] for row in by_config] == ["0.001", "0.01"] and [row[0] for row in table] == ["0.001", "0.01"]
     for row, cells in zip(by_config, table):
         mine = [r for r in records if f"lr={row['lr']}" in r["overrides"]]
-        for metric, values in (("best val/acc", [r["monitor"]["best"] for r in mine]),
-                               ("test/acc", [r["metrics"]["test/acc"] for r in mine])):
+        for metric, values in (
+            ("best val/acc", [r["monitor"]["best"] for r in mine]),
+            ("test/acc", [r["metrics"]["test/acc"] for r in mine]),
+        ):
             mean = sum(values) / 2
             std = math.sqrt(sum((v - mean) ** 2 for v in values))  # n - 1 = 1
             assert float(row[f"{metric} mean"]) == pytest.approx(mean, rel=1e-12, abs=1e-15)
@@ -193,4 +243,6 @@ def test_a_seed_sweep_is_browsable_in_one_wandb_folder_with_its_aggregated_summa
     assert "By configuration (mean ± std (n) over seed)" in capsys.readouterr().out
     _, jobs_table = summary.table("sweep/summary")
     with (sweep_dir / "summary.csv").open() as f:
-        assert [[row[c] for c in ("job", "status")] for row in csv.DictReader(f)] == [[str(r[0]), r[1]] for r in jobs_table]
+        assert [[row[c] for c in ("job", "status")] for row in csv.DictReader(f)] == [
+            [str(r[0]), r[1]] for r in jobs_table
+        ]

@@ -30,7 +30,9 @@ def test_the_epoch_loss_is_the_sample_weighted_mean_of_that_epochs_step_losses(c
         sizes = [32] * 15 + [20]
         assert len(steps) == len(sizes)
         expected = sum(loss * n for loss, n in zip(steps, sizes)) / sum(sizes)
-        (epoch_loss,) = [float(r["train/loss_epoch"]) for r in rows if r["epoch"] == epoch and r.get("train/loss_epoch")]
+        (epoch_loss,) = [
+            float(r["train/loss_epoch"]) for r in rows if r["epoch"] == epoch and r.get("train/loss_epoch")
+        ]
         assert epoch_loss == pytest.approx(expected, rel=1e-5)  # this epoch's steps only, not a running total
 
 
@@ -68,8 +70,9 @@ def test_validation_and_test_metrics_are_logged_once_per_epoch(compose_config, t
 
 def test_compile_switch_compiles_the_network_and_checkpoints_keep_plain_keys(compose_config, tiny_mnist):
     # the eager backend runs torch.compile's tracing without generating code (inductor takes a minute here)
-    cfg = compose_config(*tiny_overrides(*tiny_mnist), "compile={backend:eager}", "trainer.max_epochs=1",
-                         "model.hidden=[16]")
+    cfg = compose_config(
+        *tiny_overrides(*tiny_mnist), "compile={backend:eager}", "trainer.max_epochs=1", "model.hidden=[16]"
+    )
     metrics = train(cfg)
     assert torch.isfinite(torch.tensor(metrics["test/loss"]))
     saved = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)

@@ -31,8 +31,18 @@ def test_a_killed_parallel_job_is_recorded_failed_and_the_others_finish_with_a_r
     sweep = tmp_path / "sweep"
     kill = "+callbacks.kill={_target_:tests.sweeps.test_parallel.KillJob,job:0}"
     quick = [o for o in tiny_overrides(*tiny_mnist) if not o.startswith("callbacks.")]
-    result = run_train("-m", "hydra/launcher=parallel", "torch_threads=1", *quick, "callbacks=none", "logger=csv",
-                       "trainer.max_epochs=1", "lr=1e-3,2e-3,3e-3", kill, f"hydra.sweep.dir={sweep}")
+    result = run_train(
+        "-m",
+        "hydra/launcher=parallel",
+        "torch_threads=1",
+        *quick,
+        "callbacks=none",
+        "logger=csv",
+        "trainer.max_epochs=1",
+        "lr=1e-3,2e-3,3e-3",
+        kill,
+        f"hydra.sweep.dir={sweep}",
+    )
 
     records = [read_run_record(job) for job in job_folders(sweep)]
     assert [r["status"] for r in records] == ["failed", "completed", "completed"]

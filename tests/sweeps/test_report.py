@@ -43,16 +43,30 @@ def run_main(monkeypatch, *args: str) -> None:
     main()
 
 
-def test_a_2x2_sweep_with_a_failing_job_reports_every_job_and_the_others_finish(tiny_mnist, tmp_path, monkeypatch, capsys):
+def test_a_2x2_sweep_with_a_failing_job_reports_every_job_and_the_others_finish(
+    tiny_mnist, tmp_path, monkeypatch, capsys
+):
     sweep_dir = tmp_path / "sweep"
-    failing = "+callbacks.fail={_target_:tests.sweeps.test_report.FailingJob,job:2}"  # (sgd, 1e-3); job 3 comes after it
-    run_main(monkeypatch, "-m", "optimizer=adam,sgd", "lr=1e-3,1e-2", f"hydra.sweep.dir={sweep_dir}",
-             *tiny_overrides(*tiny_mnist), "trainer.max_epochs=1", failing)
+    failing = (
+        "+callbacks.fail={_target_:tests.sweeps.test_report.FailingJob,job:2}"  # (sgd, 1e-3); job 3 comes after it
+    )
+    run_main(
+        monkeypatch,
+        "-m",
+        "optimizer=adam,sgd",
+        "lr=1e-3,1e-2",
+        f"hydra.sweep.dir={sweep_dir}",
+        *tiny_overrides(*tiny_mnist),
+        "trainer.max_epochs=1",
+        failing,
+    )
 
     rows = list(csv.DictReader(open(sweep_dir / "summary.csv")))
     assert [(r["job"], r["optimizer"], r["lr"], r["status"]) for r in rows] == [
-        ("0", "adam", "0.001", "completed"), ("1", "adam", "0.01", "completed"),
-        ("2", "sgd", "0.001", "diverged"), ("3", "sgd", "0.01", "completed"),
+        ("0", "adam", "0.001", "completed"),
+        ("1", "adam", "0.01", "completed"),
+        ("2", "sgd", "0.001", "diverged"),
+        ("3", "sgd", "0.01", "completed"),
     ]
     assert "DivergedError: train/loss is nan at step 1" in rows[2]["error"]
     for row in (rows[0], rows[1], rows[3]):
@@ -74,8 +88,14 @@ def test_a_2x2_sweep_with_a_failing_job_reports_every_job_and_the_others_finish(
 
 def test_a_bad_value_fails_its_job_only_and_a_single_run_reraises(tiny_mnist, tmp_path, monkeypatch):
     sweep_dir = tmp_path / "sweep"
-    run_main(monkeypatch, "-m", "lr=-1,1e-2", f"hydra.sweep.dir={sweep_dir}", *tiny_overrides(*tiny_mnist),
-             "trainer.max_epochs=1")
+    run_main(
+        monkeypatch,
+        "-m",
+        "lr=-1,1e-2",
+        f"hydra.sweep.dir={sweep_dir}",
+        *tiny_overrides(*tiny_mnist),
+        "trainer.max_epochs=1",
+    )
     rows = list(csv.DictReader(open(sweep_dir / "summary.csv")))
     assert [r["status"] for r in rows] == ["failed", "completed"]
     assert rows[0]["error"] == "ConfigError: lr=-1 is invalid: must be a number > 0"
@@ -99,14 +119,30 @@ def test_a_single_run_records_its_metrics_epochs_and_overrides(tiny_mnist, tmp_p
     assert 0 < record["wall_time_s"] and record["finished_at"] >= record["started_at"]
 
 
-def _job(folder: Path, num: int, status: str, best: float | None, overrides: list[str], mode: str = "max",
-         test: float | None = None) -> None:
+def _job(
+    folder: Path,
+    num: int,
+    status: str,
+    best: float | None,
+    overrides: list[str],
+    mode: str = "max",
+    test: float | None = None,
+) -> None:
     test = best if test is None else test
-    write_json(folder / str(num) / RECORD_NAME, {
-        "status": status, "overrides": overrides, "job": {"num": num}, "monitor": {"metric": "val/loss", "mode": mode, "best": best},
-        "metrics": {"test/loss": test} if test is not None else {}, "epochs": 1, "wall_time_s": 1.0, "error": None,
-        "started_at": "2026-01-01T00:00:00+00:00",
-    })
+    write_json(
+        folder / str(num) / RECORD_NAME,
+        {
+            "status": status,
+            "overrides": overrides,
+            "job": {"num": num},
+            "monitor": {"metric": "val/loss", "mode": mode, "best": best},
+            "metrics": {"test/loss": test} if test is not None else {},
+            "epochs": 1,
+            "wall_time_s": 1.0,
+            "error": None,
+            "started_at": "2026-01-01T00:00:00+00:00",
+        },
+    )
 
 
 def test_jobs_without_a_final_record_count_as_failed_and_min_mode_picks_the_lowest(tmp_path):
@@ -117,7 +153,12 @@ def test_jobs_without_a_final_record_count_as_failed_and_min_mode_picks_the_lowe
     OmegaConf.save(OmegaConf.create(["lr=1.0", "seed=1"]), tmp_path / "3" / ".hydra" / "overrides.yaml")
 
     jobs = read_jobs(tmp_path)
-    assert [(job["num"], job["status"]) for job in jobs] == [(0, "completed"), (1, "completed"), (2, "failed"), ("3", "failed")]
+    assert [(job["num"], job["status"]) for job in jobs] == [
+        (0, "completed"),
+        (1, "completed"),
+        (2, "failed"),
+        ("3", "failed"),
+    ]
     assert "killed" in jobs[2]["error"] and "no run_record.json" in jobs[3]["error"]
     assert swept_keys(jobs) == ["lr"]
     assert best_job(jobs)["num"] == 1
@@ -137,14 +178,19 @@ def test_the_table_goes_to_a_wandb_summary_run_in_the_sweeps_group(tmp_path):
     assert run.exit_code == 0 and run.summary["best_job"] == 0 and run.summary["best_value"] == 0.5
     columns, rows = run.table("sweep/summary")
     assert columns == report["columns"]
-    assert [(row[0], row[1], row[columns.index("test/loss")]) for row in rows] == [(0, "completed", 0.5), (1, "failed", None)]
+    assert [(row[0], row[1], row[columns.index("test/loss")]) for row in rows] == [
+        (0, "completed", 0.5),
+        (1, "failed", None),
+    ]
 
 
 def test_the_wandb_mode_of_the_summary_run_is_decided_as_the_jobs_is(tmp_path, monkeypatch):
     _job(tmp_path, 0, "completed", 0.5, ["lr=0.1"])
     report = write_report(tmp_path)
     monkeypatch.setenv("WANDB_MODE", "offline")
-    log_to_wandb(OmegaConf.create({"logger": {"wandb": {"project": "mlplab-test", "mode": "disabled"}}}), tmp_path, report)
+    log_to_wandb(
+        OmegaConf.create({"logger": {"wandb": {"project": "mlplab-test", "mode": "disabled"}}}), tmp_path, report
+    )
     assert offline_runs(tmp_path / "wandb") == []  # logger.wandb.mode wins over WANDB_MODE, as in WandbLogger
 
 
@@ -160,7 +206,9 @@ def test_run_records_are_standard_json_and_a_failed_write_keeps_the_old_record(c
     recorder = RunRecorder(cfg)
     path = recorder.path
     running = path.read_text()
-    monkeypatch.setattr("os.fsync", lambda fd: (_ for _ in ()).throw(OSError("disk full")))  # fails after writing the data
+    monkeypatch.setattr(
+        "os.fsync", lambda fd: (_ for _ in ()).throw(OSError("disk full"))
+    )  # fails after writing the data
     with pytest.raises(OSError, match="disk full"):
         recorder.completed({"train/loss": math.nan, "val/acc": 0.5, "epochs": 1})
     assert path.read_text() == running and [p.name for p in path.parent.iterdir()] == [RECORD_NAME]  # no temporary left
@@ -196,8 +244,12 @@ def _by_hand(values: list[float]) -> tuple[float, float | None, int]:
 
 def test_repeats_over_seeds_and_folds_are_aggregated_per_configuration(tmp_path):
     jobs = [  # (lr, seed, fold, status, best, test)
-        ("0.1", 1, 0, "completed", 0.50, 0.55), ("0.1", 2, 0, "completed", 0.40, 0.47), ("0.1", 3, 0, "completed", 0.45, 0.46),
-        ("0.01", 1, 0, "completed", 0.30, 0.31), ("0.01", 2, 0, "failed", None, None), ("0.01", 3, 0, "completed", 0.20, 0.26),
+        ("0.1", 1, 0, "completed", 0.50, 0.55),
+        ("0.1", 2, 0, "completed", 0.40, 0.47),
+        ("0.1", 3, 0, "completed", 0.45, 0.46),
+        ("0.01", 1, 0, "completed", 0.30, 0.31),
+        ("0.01", 2, 0, "failed", None, None),
+        ("0.01", 3, 0, "completed", 0.20, 0.26),
     ]
     for num, (lr, seed, fold, status, best, test) in enumerate(jobs):
         _job(tmp_path, num, status, best, [f"lr={lr}", f"seed={seed}", f"data.fold={fold}"], mode="min", test=test)
@@ -215,7 +267,10 @@ def test_repeats_over_seeds_and_folds_are_aggregated_per_configuration(tmp_path)
             assert float(row[f"{metric} std"]) == pytest.approx(std, rel=1e-12) and int(row[f"{metric} n"]) == n
     text = (tmp_path / "summary.md").read_text()
     mean, std, n = _by_hand([0.31, 0.26])
-    assert "## By configuration (mean ± std (n) over seed)" in text and f"| 0.01 | 3 | 2 | 0.25 ± 0.071 (2) | {mean:.4g} ± {std:.2g} (2) |" in text
+    assert (
+        "## By configuration (mean ± std (n) over seed)" in text
+        and f"| 0.01 | 3 | 2 | 0.25 ± 0.071 (2) | {mean:.4g} ± {std:.2g} (2) |" in text
+    )
     assert report["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # which keys are repeats is the report's setting: with only data.fold, seed is part of the configuration
@@ -238,14 +293,34 @@ def test_a_sweep_stopped_by_sigterm_reports_what_ran_and_lists_the_jobs_not_star
     stop = f"+callbacks.stop={{_target_:tests.sweeps.test_report.SignalJob,job:1,signum:{int(signal.SIGTERM)}}}"
     quick = [o for o in tiny_overrides(*tiny_mnist) if not o.startswith("callbacks.")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), str(PROJECT_ROOT / "src")])}
-    result = subprocess.run([sys.executable, "train.py", "-m", "lr=1e-3,2e-3,3e-3", *quick, "callbacks=none", "logger=csv",
-                             "trainer.max_epochs=1", stop, f"hydra.sweep.dir={sweep}"], cwd=PROJECT_ROOT, env=env,
-                            capture_output=True, text=True, timeout=300, check=False)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "-m",
+            "lr=1e-3,2e-3,3e-3",
+            *quick,
+            "callbacks=none",
+            "logger=csv",
+            "trainer.max_epochs=1",
+            stop,
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 143, result.stderr[-3000:]
     with (sweep / "summary.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert [(r["job"], r["lr"], r["status"]) for r in rows] == [
-        ("0", "0.001", "completed"), ("1", "0.002", "interrupted"), ("2", "0.003", "not started")]
+        ("0", "0.001", "completed"),
+        ("1", "0.002", "interrupted"),
+        ("2", "0.003", "not started"),
+    ]
     assert rows[1]["error"] == "stopped by SIGTERM during fit (exit code 143)" and rows[2]["folder"] == ""
     text = (sweep / "summary.md").read_text()
     assert "3 jobs: 1 completed, 1 interrupted, 1 not started" in text and "| 2 | not started | 0.003 |" in text

@@ -51,9 +51,19 @@ class ActWhenAsked(L.Callback):
 
 def sweep_args(tiny_mnist, sweep_dir: Path, *swept: str, action: str = "stall", epochs: int = 2) -> list[str]:
     tiny = [o for o in tiny_overrides(*tiny_mnist) if not o.startswith("trainer.max_epochs=")]
-    return ["-m", *swept, *tiny, f"trainer.max_epochs={epochs}", "model.hidden=[16]", "callbacks=lean", "baselines=false",
-            "logger=none", "torch_threads=1", f"+callbacks.act={{_target_:tests.sweeps.test_resume.ActWhenAsked,action:{action}}}",
-            f"hydra.sweep.dir={sweep_dir}"]
+    return [
+        "-m",
+        *swept,
+        *tiny,
+        f"trainer.max_epochs={epochs}",
+        "model.hidden=[16]",
+        "callbacks=lean",
+        "baselines=false",
+        "logger=none",
+        "torch_threads=1",
+        f"+callbacks.act={{_target_:tests.sweeps.test_resume.ActWhenAsked,action:{action}}}",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
 
 
 def run_cli(monkeypatch, args: list[str]) -> None:
@@ -62,12 +72,18 @@ def run_cli(monkeypatch, args: list[str]) -> None:
 
 
 def digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.md5(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def report_rows(sweep_dir: Path) -> list[dict[str, str]]:
     # wall-clock time differs between any two runs; everything else must not
-    return [{k: v for k, v in row.items() if k != "wall_time_s"} for row in csv.DictReader(open(sweep_dir / "summary.csv"))]
+    return [
+        {k: v for k, v in row.items() if k != "wall_time_s"} for row in csv.DictReader(open(sweep_dir / "summary.csv"))
+    ]
 
 
 def test_a_sweep_killed_after_two_jobs_finishes_when_the_same_command_runs_again(tiny_mnist, tmp_path, monkeypatch):
@@ -77,14 +93,23 @@ def test_a_sweep_killed_after_two_jobs_finishes_when_the_same_command_runs_again
     sweep = tmp_path / "sweep"
     command = sweep_args(tiny_mnist, sweep, *swept)
     env = {**os.environ, "ACT_ON_JOB": "2", "PYTHONPATH": str(PROJECT_ROOT / "src")}
-    process = subprocess.Popen([sys.executable, "train.py", *command], cwd=PROJECT_ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "train.py", *command],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 240
     while not (sweep / "2" / "stalled").exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)  # job 2 is in its second epoch, with the first one's checkpoints/last.ckpt
     assert process.wait(timeout=30) == -signal.SIGKILL
-    assert [(read_run_record(sweep / str(n)) or {}).get("status") for n in range(3)] == ["completed", "completed", "running"]
+    assert [(read_run_record(sweep / str(n)) or {}).get("status") for n in range(3)] == [
+        "completed",
+        "completed",
+        "running",
+    ]
     assert not (sweep / "3").exists()
     finished = {n: digest(sweep / str(n)) for n in (0, 1)}
 
@@ -121,15 +146,22 @@ def test_a_rerun_adds_only_new_values_and_refuses_other_keys_or_settings(tiny_mn
     before = {n: digest(sweep / str(n)) for n in (0, 1)}
 
     run_cli(monkeypatch, sweep_args(tiny_mnist, sweep, "lr=1e-3,1e-1", epochs=1))  # 1e-3 is there, 1e-1 is new
-    assert read_run_record(sweep / "2")["overrides"][0] == "lr=0.1" and read_run_record(sweep / "2")["status"] == "completed"
+    assert (
+        read_run_record(sweep / "2")["overrides"][0] == "lr=0.1"
+        and read_run_record(sweep / "2")["status"] == "completed"
+    )
     assert {n: digest(sweep / str(n)) for n in (0, 1)} == before  # 1e-2 is not in this command: left as it is
     assert [row["lr"] for row in report_rows(sweep)] == ["0.001", "0.01", "0.1"]
 
     monkeypatch.setenv("HYDRA_FULL_ERROR", "1")  # Hydra raises instead of printing and exiting
     everything = digest(sweep)
-    with pytest.raises(SweepMismatchError, match=r"(?s)other override keys.*\n  optimizer: not set in the sweep, adam,sgd here"):
+    with pytest.raises(
+        SweepMismatchError, match=r"(?s)other override keys.*\n  optimizer: not set in the sweep, adam,sgd here"
+    ):
         run_cli(monkeypatch, sweep_args(tiny_mnist, sweep, "lr=1e-3,1e-2", "optimizer=adam,sgd", epochs=1))
-    with pytest.raises(SweepMismatchError, match=r"(?s)no job in common.*\n  trainer.max_epochs: 1 in the sweep, 2 here"):
+    with pytest.raises(
+        SweepMismatchError, match=r"(?s)no job in common.*\n  trainer.max_epochs: 1 in the sweep, 2 here"
+    ):
         run_cli(monkeypatch, sweep_args(tiny_mnist, sweep, "lr=1e-3,1e-2", epochs=2))
     assert digest(sweep) == everything
 
@@ -154,8 +186,9 @@ def test_failed_jobs_run_again_only_when_asked_and_a_held_job_is_never_trained_t
         # written the job's .hydra/ by then, and the job logs why it stopped)
         monkeypatch.setattr("mlplab.sweeps.resume.job_is_held", lambda folder: False)
         run_cli(monkeypatch, [*command, "sweep_rerun=failed"])
-        assert {k: v for k, v in digest(sweep / "1").items() if not k.startswith((".hydra/", "train.log"))} == \
-            {k: v for k, v in failed.items() if not k.startswith((".hydra/", "train.log"))}
+        assert {k: v for k, v in digest(sweep / "1").items() if not k.startswith((".hydra/", "train.log"))} == {
+            k: v for k, v in failed.items() if not k.startswith((".hydra/", "train.log"))
+        }
         assert "is held by another process" in (sweep / "1" / "train.log").read_text()
     monkeypatch.undo()
 
@@ -163,15 +196,29 @@ def test_failed_jobs_run_again_only_when_asked_and_a_held_job_is_never_trained_t
     assert [read_run_record(sweep / str(n))["status"] for n in (0, 1)] == ["completed", "completed"]
 
 
-def test_an_optuna_study_in_sql_storage_continues_toward_its_total_in_the_same_folder(tiny_mnist, tmp_path, monkeypatch):
+def test_an_optuna_study_in_sql_storage_continues_toward_its_total_in_the_same_folder(
+    tiny_mnist, tmp_path, monkeypatch
+):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     sweep = tmp_path / "sweep"
     tiny = [o for o in tiny_overrides(*tiny_mnist) if not o.startswith("trainer.max_epochs=")]
 
     def search(trials: int) -> None:
-        run_cli(monkeypatch, ["-m", "hparams_search=mnist_optuna", f"hydra.sweeper.n_trials={trials}",
-                              f"hydra.sweeper.storage={storage}", *tiny, "trainer.max_epochs=1", "callbacks=lean",
-                              "baselines=false", "logger=none", f"hydra.sweep.dir={sweep}"])
+        run_cli(
+            monkeypatch,
+            [
+                "-m",
+                "hparams_search=mnist_optuna",
+                f"hydra.sweeper.n_trials={trials}",
+                f"hydra.sweeper.storage={storage}",
+                *tiny,
+                "trainer.max_epochs=1",
+                "callbacks=lean",
+                "baselines=false",
+                "logger=none",
+                f"hydra.sweep.dir={sweep}",
+            ],
+        )
 
     search(2)
     first = {n: digest(sweep / str(n)) for n in (0, 1)}
@@ -197,5 +244,8 @@ def test_parallel_and_submitit_reruns_launch_only_the_jobs_to_run_with_their_num
     assert {n: digest(sweep / str(n)) for n in (0, 1)} == before
     records = [read_run_record(sweep / str(n)) for n in range(3)]
     assert [(r["status"], r["job"]["num"], r["overrides"][-1]) for r in records] == [
-        ("completed", 0, "lr=0.001"), ("completed", 1, "lr=0.01"), ("completed", 2, "lr=0.1")]
+        ("completed", 0, "lr=0.001"),
+        ("completed", 1, "lr=0.01"),
+        ("completed", 2, "lr=0.1"),
+    ]
     assert records[2]["pid"] not in (records[0]["pid"], records[1]["pid"], os.getpid())  # a worker process of its own

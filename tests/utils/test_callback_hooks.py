@@ -18,7 +18,9 @@ class CountsBatches(Callback):
         self.train_batches = 0
         self.epochs = 0
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         self.train_batches += 1
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -41,13 +43,23 @@ class Regression(L.LightningModule):
 def test_only_the_empty_batch_hooks_are_switched_off_and_the_others_still_run():
     counter = CountsBatches()
     steps_seen = []
-    counter.on_before_zero_grad = lambda trainer, module, optimizer: steps_seen.append(trainer.global_step)  # on the instance
+    counter.on_before_zero_grad = lambda trainer, module, optimizer: steps_seen.append(
+        trainer.global_step
+    )  # on the instance
     skip_empty_batch_hooks([counter])
     assert counter.on_train_batch_start is None and counter.on_before_backward is None
-    assert callable(counter.on_train_batch_end) and callable(counter.on_train_epoch_end)  # implemented, or not per batch
+    assert callable(counter.on_train_batch_end) and callable(
+        counter.on_train_epoch_end
+    )  # implemented, or not per batch
 
-    trainer = L.Trainer(max_epochs=2, callbacks=[counter], logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        max_epochs=2,
+        callbacks=[counter],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     x = torch.randn(40, 3)
     trainer.fit(Regression(), train_dataloaders=TensorBatches(x, x.sum(1), batch_size=8))
     assert (counter.train_batches, counter.epochs) == (10, 2)
@@ -64,5 +76,7 @@ def test_the_run_trainer_switches_off_the_empty_batch_hooks_of_every_callback(co
     # the checkpoint (stops at a batch on SIGTERM) and the divergence check act at every training batch;
     # the weight pictures do not
     kinds = {type(c).__name__: c for c in trainer.callbacks}
-    assert callable(kinds["ResumableCheckpoint"].on_train_batch_end) and callable(kinds["DivergenceCheck"].on_train_batch_end)
+    assert callable(kinds["ResumableCheckpoint"].on_train_batch_end) and callable(
+        kinds["DivergenceCheck"].on_train_batch_end
+    )
     assert kinds["FirstLayerWeights"].on_train_batch_end is None

@@ -30,7 +30,13 @@ def _run(monkeypatch, *args):
 
 def _quick(data_dir, files):
     """A one-epoch run on the tiny files with nothing but checkpoints and records written."""
-    return [*tiny_overrides(data_dir, files), "trainer.max_epochs=1", "baselines=false", "logger=none", "callbacks=lean"]
+    return [
+        *tiny_overrides(data_dir, files),
+        "trainer.max_epochs=1",
+        "baselines=false",
+        "logger=none",
+        "callbacks=lean",
+    ]
 
 
 def test_claim_new_folder_takes_the_next_free_name_and_leaves_existing_ones_alone(tmp_path):
@@ -82,14 +88,30 @@ def test_a_sweep_over_data_sets_keeps_its_jobs_in_one_folder_named_by_task(tmp_p
     files = make_idx_dataset(tmp_path / "data", name="MNIST")
     assert make_idx_dataset(tmp_path / "data", name="FashionMNIST") == files
     # no hydra.sweep.dir: the folder comes from task_name, i.e. `${hydra:runtime.choices.data}`
-    argv = ["train.py", "-m", "data=mnist,fashion_mnist", f"paths.output_root={tmp_path / 'outputs'}",
-            *tiny_overrides(tmp_path / "data", files), "trainer.max_epochs=1", "baselines=false", "logger=none"]
+    argv = [
+        "train.py",
+        "-m",
+        "data=mnist,fashion_mnist",
+        f"paths.output_root={tmp_path / 'outputs'}",
+        *tiny_overrides(tmp_path / "data", files),
+        "trainer.max_epochs=1",
+        "baselines=false",
+        "logger=none",
+    ]
     monkeypatch.setattr(sys, "argv", argv)
     main()
     sweeps = list((tmp_path / "outputs").glob("*/multiruns/*"))
     assert len(sweeps) == 1 and sweeps[0].parts[-3] == "mnist"  # the sweep's base choice names its folder
     assert sorted(p.name for p in sweeps[0].iterdir()) == [
-        ".sweep.lock", "0", "1", "multirun.yaml", "summary.csv", "summary.md", "summary.png", "sweep_jobs.json"]
+        ".sweep.lock",
+        "0",
+        "1",
+        "multirun.yaml",
+        "summary.csv",
+        "summary.md",
+        "summary.png",
+        "sweep_jobs.json",
+    ]
     for job, data in (("0", "mnist"), ("1", "fashion_mnist")):
         hydra_cfg = OmegaConf.load(sweeps[0] / job / ".hydra" / "hydra.yaml").hydra
         assert hydra_cfg.runtime.choices.data == data

@@ -4,7 +4,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from mlplab.utils.overrides import quoted_override
 
 
-@pytest.mark.parametrize("value", ["/plain/path", "/with space/a,b=c", "/it's/here", r"C:\runs\x", "/q\\'mix", "/end\\", "/x\\\\y"])
+@pytest.mark.parametrize(
+    "value", ["/plain/path", "/with space/a,b=c", "/it's/here", r"C:\runs\x", "/q\\'mix", "/end\\", "/x\\\\y"]
+)
 def test_a_quoted_override_reads_back_as_the_value_itself(value):
     (override,) = OverridesParser.create().parse_overrides([quoted_override("hydra.run.dir", value)])
     assert override.key_or_group == "hydra.run.dir" and override.value() == value

@@ -25,8 +25,12 @@ class ResumableOptunaSweeperConf(OptunaSweeperConf):
     _target_: str = "hydra_plugins.mlplab_sweepers.sweepers.ResumableOptunaSweeper"
 
 
-ConfigStore.instance().store(group="hydra/sweeper", name="mlplab_basic", node=ResumableBasicSweeperConf, provider="mlplab")
-ConfigStore.instance().store(group="hydra/sweeper", name="mlplab_optuna", node=ResumableOptunaSweeperConf, provider="mlplab")
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="mlplab_basic", node=ResumableBasicSweeperConf, provider="mlplab"
+)
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="mlplab_optuna", node=ResumableOptunaSweeperConf, provider="mlplab"
+)
 
 
 class ResumableBasicSweeper(BasicSweeper):
@@ -45,7 +49,9 @@ class ResumableBasicSweeper(BasicSweeper):
 class ResumableOptunaSweeper(OptunaSweeper):
     """OptunaSweeper that continues a stored study toward n_trials in all and numbers jobs after the folder's."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:  # OptunaSweeper's arguments; its __init__ only makes the impl
+    def __init__(
+        self, *args: Any, **kwargs: Any
+    ) -> None:  # OptunaSweeper's arguments; its __init__ only makes the impl
         from mlplab.sweeps.optuna import ResumableOptunaSweeperImpl
 
         self.sweeper = ResumableOptunaSweeperImpl(*args, **kwargs)

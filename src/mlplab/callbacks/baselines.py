@@ -79,11 +79,21 @@ class Baselines(L.Callback):
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.results and trainer.is_global_zero:
-            network = {k.removeprefix("test/"): float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-            note = "" if trainer.limit_test_batches == 1.0 else (
-                f"\n  (the network was tested on part of the test split: limit_test_batches={trainer.limit_test_batches})")
-            log.info("Network vs scikit-learn baselines (same train split, test split):\n%s%s",
-                     comparison_table(network, self.results), note)
+            network = {
+                k.removeprefix("test/"): float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")
+            }
+            note = (
+                ""
+                if trainer.limit_test_batches == 1.0
+                else (
+                    f"\n  (the network was tested on part of the test split: limit_test_batches={trainer.limit_test_batches})"
+                )
+            )
+            log.info(
+                "Network vs scikit-learn baselines (same train split, test split):\n%s%s",
+                comparison_table(network, self.results),
+                note,
+            )
 
     def fit_and_score(self, datamodule: TensorDataModule) -> Results:
         """Each model's test metrics, from the cache when it has them, fitted and scored otherwise."""
@@ -93,13 +103,19 @@ class Baselines(L.Callback):
 
         def fit_missing(results: Results) -> bool:
             """Fit and score the models `results` lacks (or holds for other parameters); True if any."""
-            missing = [name for name, model in self.models.items() if results.get(name, {}).get("model") != describe(model)]
+            missing = [
+                name for name, model in self.models.items() if results.get(name, {}).get("model") != describe(model)
+            ]
             for name in missing:
                 model = self.models[name]
                 start = time.perf_counter()
                 model.fit(train_x, train_y.numpy())
                 fit_s = time.perf_counter() - start
-                results[name] = {"model": describe(model), "metrics": score(model, datamodule.task, test_x, test_y), "fit_s": fit_s}
+                results[name] = {
+                    "model": describe(model),
+                    "metrics": score(model, datamodule.task, test_x, test_y),
+                    "fit_s": fit_s,
+                }
                 log.info("Baseline %s: fitted on %d rows in %.1f s", name, len(train_x), fit_s)
             return bool(missing)
 
@@ -111,7 +127,9 @@ class Baselines(L.Callback):
             arrays = (train_x, train_y.numpy(), test_x, test_y.numpy())
             digest = hashlib.md5(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)).hexdigest()[:16]
             name = getattr(datamodule, "name", type(datamodule).__name__)
-            fold = f"-{datamodule.pool_split.tag}" if datamodule.pool_split.tag else ""  # the fixed split's names as before
+            fold = (
+                f"-{datamodule.pool_split.tag}" if datamodule.pool_split.tag else ""
+            )  # the fixed split's names as before
             cache = self.cache_dir / f"{name}{fold}-{digest}.json"
             cache.parent.mkdir(parents=True, exist_ok=True)
             with FileLock(str(cache) + ".lock"):  # parallel sweep jobs: one fits, the others read its results
@@ -134,12 +152,17 @@ class Baselines(L.Callback):
 def comparison_table(network: Mapping[str, float], baselines: Results) -> str:
     """Aligned rows, the network first, one column per metric plus each baseline's fitting time."""
     metrics = list(next(iter(baselines.values()))["metrics"])
-    rows = [["model", *metrics, "fit s"], ["network", *(f"{network[m]:.4f}" if m in network else "-" for m in metrics), ""]]
+    rows = [
+        ["model", *metrics, "fit s"],
+        ["network", *(f"{network[m]:.4f}" if m in network else "-" for m in metrics), ""],
+    ]
     for name, result in baselines.items():
         rows.append([name, *(f"{result['metrics'][m]:.4f}" for m in metrics), f"{result['fit_s']:.1f}"])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  " + row[0].ljust(widths[0]) + "".join(f"  {cell:>{w}}" for cell, w in zip(row[1:], widths[1:]))
-                     for row in rows)
+    return "\n".join(
+        "  " + row[0].ljust(widths[0]) + "".join(f"  {cell:>{w}}" for cell, w in zip(row[1:], widths[1:]))
+        for row in rows
+    )
 
 
 def _read_cache(path: Path) -> Results:

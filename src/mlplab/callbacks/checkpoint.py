@@ -79,20 +79,27 @@ class ResumableCheckpoint(ModelCheckpoint):
         if signum == signal.SIGINT and self._stop_signal is not None:
             raise KeyboardInterrupt  # the second Ctrl-C: stop now
         self._stop_signal = signum
-        log.warning("%s: stopping at the end of this training batch and saving a checkpoint%s", signal.Signals(signum).name,
-                    " (Ctrl-C again to stop at once)" if signum == signal.SIGINT else "")
+        log.warning(
+            "%s: stopping at the end of this training batch and saving a checkpoint%s",
+            signal.Signals(signum).name,
+            " (Ctrl-C again to stop at once)" if signum == signal.SIGINT else "",
+        )
 
     def _restore_handlers(self) -> None:
         for signum, handler in self._handlers.items():
             signal.signal(signum, handler)
         self._handlers = {}
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         if batch_idx + 1 >= trainer.num_training_batches:
             return  # resumed from an epoch's last batch, Lightning would skip that epoch's validation: stop after the next
         stop = self._stop_signal is not None
-        if trainer.world_size > 1:  # every rank stops at the same batch (checked at log steps: a collective costs a sync)
+        if (
+            trainer.world_size > 1
+        ):  # every rank stops at the same batch (checked at log steps: a collective costs a sync)
             if trainer.global_step % trainer.log_every_n_steps:
                 return
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
@@ -110,7 +117,12 @@ class ResumableCheckpoint(ModelCheckpoint):
         try:
             stopped = isinstance(exception, (KeyboardInterrupt, SIGTERMException)) and trainer.state.fn == "fit"
             # a crash or a diverged run is not worth resuming; before the first step there is nothing to save
-            if stopped and self.dirpath is not None and trainer.global_step > 0 and self._interrupt_saved_at != trainer.global_step:
+            if (
+                stopped
+                and self.dirpath is not None
+                and trainer.global_step > 0
+                and self._interrupt_saved_at != trainer.global_step
+            ):
                 self._save_interrupted(trainer)
         finally:
             self._restore_handlers()
@@ -121,8 +133,13 @@ class ResumableCheckpoint(ModelCheckpoint):
         self._save_checkpoint(trainer, filepath)
         self._interrupt_saved_at = trainer.global_step
         if trainer.is_global_zero:
-            log.warning("Stopped at epoch %d, step %d: saved %s\nResume with: %s", trainer.current_epoch,
-                        trainer.global_step, filepath, resume_hint(Path(filepath).resolve().parents[1]))
+            log.warning(
+                "Stopped at epoch %d, step %d: saved %s\nResume with: %s",
+                trainer.current_epoch,
+                trainer.global_step,
+                filepath,
+                resume_hint(Path(filepath).resolve().parents[1]),
+            )
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "rng": _rng_states()}

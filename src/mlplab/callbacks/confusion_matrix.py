@@ -32,8 +32,18 @@ def confusion_figure(counts: torch.Tensor, class_names: list[str]) -> Figure:
     ax.set_title(f"test confusion matrix: {counts.sum().item()} samples, accuracy {accuracy:.2%}")
     if n <= 30:  # numbers stay legible up to about this many classes
         threshold = counts.max().item() / 2
-        for (true, predicted), count in zip(torch.cartesian_prod(torch.arange(n), torch.arange(n)).tolist(), counts.flatten().tolist()):
-            ax.text(predicted, true, count, ha="center", va="center", fontsize=7, color="white" if count > threshold else "black")
+        for (true, predicted), count in zip(
+            torch.cartesian_prod(torch.arange(n), torch.arange(n)).tolist(), counts.flatten().tolist()
+        ):
+            ax.text(
+                predicted,
+                true,
+                count,
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if count > threshold else "black",
+            )
     figure.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
     return figure
 

@@ -26,7 +26,9 @@ def evaluating(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
         module.train(was_training)
 
 
-def predict_split(trainer: L.Trainer, pl_module: L.LightningModule, split: str = "test") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def predict_split(
+    trainer: L.Trainer, pl_module: L.LightningModule, split: str = "test"
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(inputs, targets, network outputs) of a whole split on the module's device, in evaluation batches."""
     datamodule = trainer.datamodule
     x, y = datamodule.split_on_device(split, pl_module.device)

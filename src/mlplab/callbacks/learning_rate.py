@@ -15,7 +15,9 @@ class LearningRateLogger(L.Callback):
     Only on the steps whose metrics reach the loggers: a `log` call on every step costs ~0.2 ms.
     """
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         if not is_logging_step(trainer):
             return
         for optimizer in trainer.optimizers:

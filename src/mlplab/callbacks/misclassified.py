@@ -28,8 +28,15 @@ def labelled_grid(images: np.ndarray, labels: list[str], columns: int, title: st
     ax = figure.add_subplot()
     ax.imshow(grid, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
     for i, label in enumerate(labels):
-        ax.text(PAD + (i % columns) * (w + PAD) + w / 2, PAD + (i // columns) * (h + PAD) + 0.5, label,
-                ha="center", va="bottom", fontsize=7, color="crimson")
+        ax.text(
+            PAD + (i % columns) * (w + PAD) + w / 2,
+            PAD + (i // columns) * (h + PAD) + 0.5,
+            label,
+            ha="center",
+            va="bottom",
+            fontsize=7,
+            color="crimson",
+        )
     ax.set_axis_off()
     ax.set_title(title, fontsize=9)
     return figure
@@ -59,5 +66,9 @@ class MisclassifiedImages(PictureCallback):
         names = task.class_names
         labels = [f"{names[t]} -> {names[p]}" for t, p in zip(targets[shown].tolist(), predictions[shown].tolist())]
         columns = min(len(shown), math.ceil(math.sqrt(len(shown) * 1.5)))
-        self.publish(trainer, "test/misclassified", labelled_grid(raw_images(trainer, "test", shown), labels, columns, title),
-                     caption=title)
+        self.publish(
+            trainer,
+            "test/misclassified",
+            labelled_grid(raw_images(trainer, "test", shown), labels, columns, title),
+            caption=title,
+        )

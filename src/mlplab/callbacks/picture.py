@@ -17,8 +17,9 @@ class PictureCallback(L.Callback):
     def __init__(self, dirpath: str | Path) -> None:
         self.dirpath = Path(dirpath)
 
-    def publish(self, trainer: L.Trainer, key: str, picture: Picture, filename: str | None = None,
-                caption: str | None = None) -> Path:
+    def publish(
+        self, trainer: L.Trainer, key: str, picture: Picture, filename: str | None = None, caption: str | None = None
+    ) -> Path:
         path = save_png(picture, self.dirpath / (filename or f"{key}.png"))
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):

@@ -20,8 +20,12 @@ def pred_vs_true_figure(targets: torch.Tensor, predictions: torch.Tensor, target
     low, high = float(min(true.min(), predicted.min())), float(max(true.max(), predicted.max()))
     ax.plot([low, high], [low, high], color="black", linewidth=1, label="perfect prediction")
     r2 = 1 - ((true - predicted) ** 2).sum() / max(((true - true.mean()) ** 2).sum(), 1e-12)
-    ax.set(xlabel=f"true {target_name}", ylabel=f"predicted {target_name}", aspect="equal",
-           title=f"test predictions: {len(true)} samples, R² {r2:.3f}")
+    ax.set(
+        xlabel=f"true {target_name}",
+        ylabel=f"predicted {target_name}",
+        aspect="equal",
+        title=f"test predictions: {len(true)} samples, R² {r2:.3f}",
+    )
     ax.legend(loc="upper left")
     return figure
 
@@ -36,4 +40,6 @@ class PredictedVsTrue(PictureCallback):
         if not trainer.is_global_zero or not isinstance(task, RegressionTask):
             return
         _, targets, outputs = predict_split(trainer, pl_module)
-        self.publish(trainer, "test/pred_vs_true", pred_vs_true_figure(targets, task.predict(outputs), task.target_name))
+        self.publish(
+            trainer, "test/pred_vs_true", pred_vs_true_figure(targets, task.predict(outputs), task.target_name)
+        )

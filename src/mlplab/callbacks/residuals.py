@@ -18,8 +18,11 @@ def residual_figure(residuals: torch.Tensor, target_name: str, bins: int) -> Fig
     ax = figure.add_subplot()
     ax.hist(values, bins=bins, color="tab:blue", alpha=0.8)
     ax.axvline(0, color="black", linewidth=1)
-    ax.set(xlabel=f"predicted - true {target_name}", ylabel="test samples",
-           title=f"test residuals: mean {values.mean():.3g}, std {values.std():.3g}")
+    ax.set(
+        xlabel=f"predicted - true {target_name}",
+        ylabel="test samples",
+        title=f"test residuals: mean {values.mean():.3g}, std {values.std():.3g}",
+    )
     return figure
 
 
@@ -37,4 +40,6 @@ class ResidualHistogram(PictureCallback):
         if not trainer.is_global_zero or not isinstance(task, RegressionTask):
             return
         _, targets, outputs = predict_split(trainer, pl_module)
-        self.publish(trainer, "test/residuals", residual_figure(task.predict(outputs) - targets, task.target_name, self.bins))
+        self.publish(
+            trainer, "test/residuals", residual_figure(task.predict(outputs) - targets, task.target_name, self.bins)
+        )

@@ -25,7 +25,9 @@ def input_gradients(model: torch.nn.Module, x: torch.Tensor, num_classes: int) -
     with torch.inference_mode(False), torch.enable_grad(), evaluating(model):
         x = x.clone().requires_grad_(True)
         scores = model(x)
-        grads = [torch.autograd.grad(scores[:, c].sum(), x, retain_graph=c < num_classes - 1)[0] for c in range(num_classes)]
+        grads = [
+            torch.autograd.grad(scores[:, c].sum(), x, retain_graph=c < num_classes - 1)[0] for c in range(num_classes)
+        ]
     return torch.stack(grads, dim=1).detach()
 
 
@@ -74,5 +76,9 @@ class SaliencyMaps(PictureCallback):
             predicted = task.predict(pl_module(x[index])).tolist()
         names = task.class_names
         labels = [f"true {names[t]}\npred {names[p]}" for t, p in zip(y[index].tolist(), predicted)]
-        self.publish(trainer, "test/saliency", saliency_figure(raw_images(trainer, "test", index), grads, names, labels),
-                     caption="d class score / d input: red raises the class's score, blue lowers it")
+        self.publish(
+            trainer,
+            "test/saliency",
+            saliency_figure(raw_images(trainer, "test", index), grads, names, labels),
+            caption="d class score / d input: red raises the class's score, blue lowers it",
+        )

@@ -42,11 +42,15 @@ class EpochTimer(L.Callback):
         self._elapsed, self._samples = 0.0, 0
         self._start(pl_module)
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         if self._started is None:  # training goes on after a validation within the epoch
             self._start(pl_module)
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
         self._samples += len(inputs)
         if self.first_step_at is None:
@@ -63,7 +67,9 @@ class EpochTimer(L.Callback):
         self.samples_per_epoch.append(self._samples)
         if self._elapsed > 0:
             pl_module.log("time/epoch_s", self._elapsed, on_step=False, on_epoch=True)
-            pl_module.log("time/samples_per_s", self._samples * trainer.world_size / self._elapsed, on_step=False, on_epoch=True)
+            pl_module.log(
+                "time/samples_per_s", self._samples * trainer.world_size / self._elapsed, on_step=False, on_epoch=True
+            )
 
     def _during_training(self, trainer: L.Trainer) -> bool:
         return trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking

@@ -81,5 +81,10 @@ class FirstLayerWeights(PictureCallback):
                 names = [f"x{i}" for i in range(weight.shape[1])]
             picture = weight_heatmap(weight, names, self.max_units)
         caption = f"epoch {epoch}: first-layer weights, one per {units} ({shown} of {len(weight)})"
-        return self.publish(trainer, "weights/first_layer", picture, filename=f"weights/first_layer_epoch{epoch:03d}.png",
-                            caption=caption)
+        return self.publish(
+            trainer,
+            "weights/first_layer",
+            picture,
+            filename=f"weights/first_layer_epoch{epoch:03d}.png",
+            caption=caption,
+        )

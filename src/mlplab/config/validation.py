@@ -126,13 +126,23 @@ def _check_folds(data: DictConfig) -> None:
     """k-fold cross-validation: data.folds=K (an integer >= 2) with data.fold in [0, K), or neither."""
     folds, fold = data.get("folds"), data.get("fold")
     if folds is None:
-        require(fold is None, "data.fold", fold, "needs data.folds=K (k-fold cross-validation), or null for the fixed split")
+        require(
+            fold is None, "data.fold", fold, "needs data.folds=K (k-fold cross-validation), or null for the fixed split"
+        )
         return
-    require(isinstance(folds, int) and not isinstance(folds, bool) and folds >= 2, "data.folds", folds,
-            "must be an integer >= 2 (the number of folds), or null for the fixed split")
+    require(
+        isinstance(folds, int) and not isinstance(folds, bool) and folds >= 2,
+        "data.folds",
+        folds,
+        "must be an integer >= 2 (the number of folds), or null for the fixed split",
+    )
     every = ",".join(str(i) for i in range(folds)) if folds <= 10 else f"'range(0,{folds})'"  # a Hydra sweep
-    require(isinstance(fold, int) and not isinstance(fold, bool) and 0 <= fold < folds, "data.fold", fold,
-            f"with data.folds={folds} it must be an integer in [0, {folds}) (every fold: -m data.folds={folds} data.fold={every})")
+    require(
+        isinstance(fold, int) and not isinstance(fold, bool) and 0 <= fold < folds,
+        "data.fold",
+        fold,
+        f"with data.folds={folds} it must be an integer in [0, {folds}) (every fold: -m data.folds={folds} data.fold={every})",
+    )
 
 
 def known_rows(data: DictConfig) -> int | None:

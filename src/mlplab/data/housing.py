@@ -24,8 +24,17 @@ from mlplab.models.tasks import RegressionTask
 FEATURE_NAMES = ("MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOccup", "Latitude", "Longitude")
 TARGET_NAME = "MedHouseVal"
 # the StatLib file `cal_housing.data`: 9 comma-separated columns, no header, every value written "%.6f"
-STATLIB_COLUMNS = ("longitude", "latitude", "housingMedianAge", "totalRooms", "totalBedrooms", "population",
-                   "households", "medianIncome", "medianHouseValue")
+STATLIB_COLUMNS = (
+    "longitude",
+    "latitude",
+    "housingMedianAge",
+    "totalRooms",
+    "totalBedrooms",
+    "population",
+    "households",
+    "medianIncome",
+    "medianHouseValue",
+)
 STATLIB_NAME = "cal_housing.data"
 STATLIB_MD5 = "2c9da11498c5aa9ed02cf8b7f6e77ea7"
 NUM_ROWS = 20640  # in the official StatLib file
@@ -91,8 +100,12 @@ class ScikitLearnDownload:
         socket.setdefaulttimeout(self.timeout)
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # its "Retry downloading" warning; the failure is reported by the caller
-                features, target = fetch_california_housing(data_home=data_home, return_X_y=True, n_retries=1, delay=0.1)
+                warnings.simplefilter(
+                    "ignore"
+                )  # its "Retry downloading" warning; the failure is reported by the caller
+                features, target = fetch_california_housing(
+                    data_home=data_home, return_X_y=True, n_retries=1, delay=0.1
+                )
         except Exception as e:  # URLError, TimeoutError, OSError for a bad checksum, ...
             raise SourceError(f"{type(e).__name__}: {' '.join(str(e).split())[:300]}") from None
         finally:
@@ -101,8 +114,10 @@ class ScikitLearnDownload:
         table[:, SCIKIT_LEARN_COLUMNS] = joblib.load(data_home / SCIKIT_LEARN_CACHE)
         recomputed = features_from_statlib(table)
         if not (np.array_equal(recomputed[0], features) and np.array_equal(recomputed[1], target)):
-            raise SourceError(f"scikit-learn's cache {SCIKIT_LEARN_CACHE} no longer holds the StatLib columns in the "
-                              f"order {SCIKIT_LEARN_COLUMNS}: update mlplab.data.housing.SCIKIT_LEARN_COLUMNS")
+            raise SourceError(
+                f"scikit-learn's cache {SCIKIT_LEARN_CACHE} no longer holds the StatLib columns in the "
+                f"order {SCIKIT_LEARN_COLUMNS}: update mlplab.data.housing.SCIKIT_LEARN_COLUMNS"
+            )
         np.savetxt(dest / STATLIB_NAME, table, fmt="%.6f", delimiter=",")
 
 
@@ -196,7 +211,11 @@ class HousingDataModule(TensorDataModule):
         std = x[train_idx].std(dim=0)
         self.feature_std = torch.where(std > 0, std, torch.ones_like(std))  # a constant feature stays 0, not NaN
         x, y = self.prepare_inputs(x), y.float()
-        return {"train": (x[train_idx], y[train_idx]), "val": (x[val_idx], y[val_idx]), "test": (x[test_idx], y[test_idx])}
+        return {
+            "train": (x[train_idx], y[train_idx]),
+            "val": (x[val_idx], y[val_idx]),
+            "test": (x[test_idx], y[test_idx]),
+        }
 
     def prepare_inputs(self, raw: torch.Tensor) -> torch.Tensor:
         """Raw feature rows (N, 8), columns in FEATURE_NAMES' order, standardised with the training split's statistics."""

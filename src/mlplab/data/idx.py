@@ -8,7 +8,14 @@ import numpy as np
 import torch
 
 # the third byte of the magic number names the element type; MNIST-style files use unsigned bytes
-_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_DTYPES = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 
 
 class IDXFormatError(ValueError):
@@ -28,7 +35,9 @@ def read_idx(path: str | Path) -> torch.Tensor:
     shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     expected = header + int(np.prod(shape)) * dtype.itemsize
     if len(data) != expected:
-        raise IDXFormatError(f"{path} has {len(data)} bytes but its header {shape} needs {expected}: truncated or corrupt")
+        raise IDXFormatError(
+            f"{path} has {len(data)} bytes but its header {shape} needs {expected}: truncated or corrupt"
+        )
     array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
     return torch.from_numpy(array.astype(dtype.newbyteorder("="), copy=True))
 

@@ -37,7 +37,9 @@ class IDXImageDataModule(TensorDataModule):
     default_mean: float | None = None
     default_std: float | None = None
     image_shape = (28, 28)
-    known_rows = 60_000  # training images in the official files, which val_size is carved from (mlplab.config checks it)
+    known_rows = (
+        60_000  # training images in the official files, which val_size is carved from (mlplab.config checks it)
+    )
 
     def __init__(
         self,
@@ -112,13 +114,17 @@ class IDXImageDataModule(TensorDataModule):
     def _read_pair(self, images_name: str, labels_name: str) -> Split:
         images, labels = read_idx(self.raw_dir / images_name), read_idx(self.raw_dir / labels_name)
         if images.dim() != 3 or tuple(images.shape[1:]) != self.image_shape:
-            raise ValueError(f"{self.raw_dir / images_name} holds images of shape {tuple(images.shape)}, expected (N, 28, 28)")
+            raise ValueError(
+                f"{self.raw_dir / images_name} holds images of shape {tuple(images.shape)}, expected (N, 28, 28)"
+            )
         if labels.dim() != 1 or len(labels) != len(images):
             raise ValueError(
                 f"{self.raw_dir / labels_name} holds {tuple(labels.shape)} labels for {len(images)} images in {images_name}"
             )
         if int(labels.max()) >= len(self.class_names):
-            raise ValueError(f"{self.raw_dir / labels_name} has label {int(labels.max())}; {self.name} has {len(self.class_names)} classes")
+            raise ValueError(
+                f"{self.raw_dir / labels_name} has label {int(labels.max())}; {self.name} has {len(self.class_names)} classes"
+            )
         return images.reshape(len(images), -1), labels.long()
 
 
@@ -146,5 +152,16 @@ class FashionMNISTDataModule(IDXImageDataModule):
         TEST_IMAGES: "8181f5470baa50b63fa0f6fddb340f0a",
         TEST_LABELS: "15d484375f8d13e6eb1aabb0c3f46965",
     }
-    class_names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    class_names = [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ]
     # no published mean/std: computed from the training split (mean, std = None)

@@ -217,8 +217,15 @@ def fetch_verified(dest: str | Path, files: Mapping[str, str], sources: Sequence
                     os.replace(scratch_dir / name, dest / name)  # atomic: readers see all or nothing
                     missing.remove(name)
                     if name in found:
-                        log.warning("%s: repaired %s in %s (its md5 was %s, expected %s) with a verified copy from %s",
-                                    what, name, dest, found[name], files[name], source)
+                        log.warning(
+                            "%s: repaired %s in %s (its md5 was %s, expected %s) with a verified copy from %s",
+                            what,
+                            name,
+                            dest,
+                            found[name],
+                            files[name],
+                            source,
+                        )
                     else:
                         installed.append(name)
                 if installed:

@@ -50,7 +50,9 @@ class PoolSplit:
         """A name for the split in file names: empty for the fixed split, `fold<i>of<K>` for a fold."""
         return "" if self.folds is None else f"fold{self.fold}of{self.folds}"
 
-    def split(self, pool: torch.Tensor, val_size: int, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def split(
+        self, pool: torch.Tensor, val_size: int, labels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(train rows, validation rows) of `pool`, a 1-d tensor of row indices in the data module's seeded order.
 
         `val_size` is the fixed split's validation size; `labels[row]` is a row's class (None: not stratified).
@@ -60,6 +62,7 @@ class PoolSplit:
         if self.folds > len(pool):
             raise ValueError(f"data.folds={self.folds} is more than the {len(pool)} rows of the training pool")
         rows = pool.sort().values  # the folds do not depend on torch's permutation, only on numpy's
-        numbers = torch.from_numpy(fold_numbers(len(rows), self.folds, self.seed,
-                                                None if labels is None else labels[rows].numpy()))
+        numbers = torch.from_numpy(
+            fold_numbers(len(rows), self.folds, self.seed, None if labels is None else labels[rows].numpy())
+        )
         return rows[numbers != self.fold], rows[numbers == self.fold]

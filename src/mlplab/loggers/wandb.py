@@ -45,8 +45,10 @@ def choose_mode(sync_dir: str | Path | None = None) -> str:
         return mode
     if has_credentials():
         return "online"
-    log.info("No W&B credentials (WANDB_API_KEY or `wandb login`): logging offline; upload later with "
-             "`wandb sync %s`", Path(sync_dir or ".") / "wandb" / "offline-run-*")
+    log.info(
+        "No W&B credentials (WANDB_API_KEY or `wandb login`): logging offline; upload later with `wandb sync %s`",
+        Path(sync_dir or ".") / "wandb" / "offline-run-*",
+    )
     return "offline"
 
 
@@ -76,8 +78,11 @@ class WandbLogger(LightningWandbLogger):
 
             if not isinstance(error, wandb.errors.Error) or self._wandb_init.get("mode") != "online":
                 raise
-            log.warning("W&B could not start an online run (%s); logging offline instead, upload later with `wandb sync %s`",
-                        str(error).splitlines()[0], Path(self.save_dir or ".") / "wandb" / "offline-run-*")
+            log.warning(
+                "W&B could not start an online run (%s); logging offline instead, upload later with `wandb sync %s`",
+                str(error).splitlines()[0],
+                Path(self.save_dir or ".") / "wandb" / "offline-run-*",
+            )
             self._wandb_init["mode"] = "offline"
             return super().experiment
 

@@ -76,7 +76,9 @@ class StageMetrics(nn.Module):
         """Continue from `kept_state()`'s steps: concatenated with the next ones, they make the same tensors."""
         self._kept_steps = int(state.get("steps", 0))
         device = self.loss.device
-        self._kept = [tuple(state[name].to(device) for name in ("losses", "predictions", "targets"))] if self._kept_steps else []
+        self._kept = (
+            [tuple(state[name].to(device) for name in ("losses", "predictions", "targets"))] if self._kept_steps else []
+        )
 
     def _concatenated(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         losses, predictions, targets = (torch.cat(parts) for parts in zip(*self._kept))

@@ -50,8 +50,12 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
     sweep_dir = Path(str(config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
     slots = _slots(launcher.joblib.get("n_jobs"), len(job_overrides))
-    log.info("Launching %d jobs, %d at a time, each slot in a process of its own; sweep output dir: %s",
-             len(job_overrides), slots, sweep_dir)
+    log.info(
+        "Launching %d jobs, %d at a time, each slot in a process of its own; sweep output dir: %s",
+        len(job_overrides),
+        slots,
+        sweep_dir,
+    )
     for idx, overrides in enumerate(job_overrides):
         log.info("\t#%d : %s", initial_job_idx + idx, " ".join(filter_overrides(overrides)))
 
@@ -73,8 +77,9 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
                 executor = ProcessPoolExecutor(max_workers=1)
                 executors.append(executor)
             num = initial_job_idx + idx
-            future = executor.submit(execute_job, num, overrides, hydra_context, config, launcher.task_function,
-                                     singleton_state)
+            future = executor.submit(
+                execute_job, num, overrides, hydra_context, config, launcher.task_function, singleton_state
+            )
             try:
                 results[idx] = future.result()
             except BrokenProcessPool as error:  # loky's TerminatedWorkerError: the worker died, with the job
@@ -122,8 +127,13 @@ def _returned(launcher: Any, num: int, overrides: Sequence[str], worst: bool) ->
     from mlplab.run_record import objective_direction, worst_value
 
     job_cfg = _job_config(launcher, num, overrides)
-    ret = JobReturn(overrides=list(overrides), cfg=job_cfg, hydra_cfg=None, task_name=job_cfg.hydra.job.name,
-                    working_dir=str(Path(str(job_cfg.hydra.sweep.dir)) / str(job_cfg.hydra.sweep.subdir)))
+    ret = JobReturn(
+        overrides=list(overrides),
+        cfg=job_cfg,
+        hydra_cfg=None,
+        task_name=job_cfg.hydra.job.name,
+        working_dir=str(Path(str(job_cfg.hydra.sweep.dir)) / str(job_cfg.hydra.sweep.subdir)),
+    )
     # a number the sweeper takes as the worst trial (a FAILED JobReturn would end a basic sweep, Optuna refuses NaN)
     ret.return_value = worst_value(objective_direction(job_cfg)) if worst else None
     ret.status = JobStatus.COMPLETED
@@ -135,7 +145,8 @@ def _lost(launcher: Any, num: int, overrides: Sequence[str], error: BaseExceptio
     # loky's message ends "The exit codes of the workers are {SIGKILL(-9)}": the part worth keeping
     codes = re.search(r"exit codes of the workers are (\{.*?\})", str(error))
     reason = f"the job's process died (exit code {codes.group(1) if codes else 'unknown'}; {type(error).__name__})"
-    record_lost_job(ret.working_dir, overrides, {"name": ret.cfg.hydra.job.name, "num": num, "id": ret.cfg.hydra.job.id},
-                    reason)
+    record_lost_job(
+        ret.working_dir, overrides, {"name": ret.cfg.hydra.job.name, "num": num, "id": ret.cfg.hydra.job.id}, reason
+    )
     log.error("Job #%d lost: %s; recorded failed in %s, the other jobs go on", num, reason, ret.working_dir)
     return ret

@@ -76,15 +76,35 @@ def read_jobs(sweep_dir: Path, planned: Sequence[Sequence[str]] | None = None) -
         if record is None:
             overrides_file = folder / ".hydra" / "overrides.yaml"
             overrides = list(OmegaConf.load(overrides_file)) if overrides_file.is_file() else []
-            record = {"status": "failed", "overrides": overrides, "metrics": {}, "monitor": {},
-                      "error": f"no {RECORD_NAME}: the job ended before training started"}
+            record = {
+                "status": "failed",
+                "overrides": overrides,
+                "metrics": {},
+                "monitor": {},
+                "error": f"no {RECORD_NAME}: the job ended before training started",
+            }
         elif record["status"] == "running":
-            record = {**record, "status": "failed", "error": "killed: the job never finished (its record still says running)"}
+            record = {
+                **record,
+                "status": "failed",
+                "error": "killed: the job never finished (its record still says running)",
+            }
         number = (record.get("job") or {}).get("num")
         jobs.append({**record, "num": number if number is not None else folder.name, "folder": folder})
     seen = {job["num"] for job in jobs} | {str(job["num"]) for job in jobs}
-    jobs += [{"status": NOT_STARTED, "overrides": list(overrides), "metrics": {}, "monitor": {}, "num": num, "folder": None,
-              "error": None} for num, overrides in enumerate(planned or []) if num not in seen]
+    jobs += [
+        {
+            "status": NOT_STARTED,
+            "overrides": list(overrides),
+            "metrics": {},
+            "monitor": {},
+            "num": num,
+            "folder": None,
+            "error": None,
+        }
+        for num, overrides in enumerate(planned or [])
+        if num not in seen
+    ]
     return sorted(jobs, key=lambda job: (job["num"] if isinstance(job["num"], int) else math.inf, str(job["folder"])))
 
 
@@ -111,18 +131,36 @@ def summary_table(jobs: Sequence[dict[str, Any]], sweep_dir: Path) -> tuple[list
     monitors = {job["monitor"]["metric"] for job in jobs if job.get("monitor", {}).get("metric")}
     best_column = f"best {monitors.pop()}" if len(monitors) == 1 else "best val"
     test_metrics = sorted({name for job in jobs for name in job.get("metrics", {}) if name.startswith("test/")})
-    columns = ["job", "status", *keys, best_column, *test_metrics, "epochs", "wall_time_s", "folder", "error", "overrides"]
+    columns = [
+        "job",
+        "status",
+        *keys,
+        best_column,
+        *test_metrics,
+        "epochs",
+        "wall_time_s",
+        "folder",
+        "error",
+        "overrides",
+    ]
     rows = []
     for job in jobs:
         overrides = dict(map(_override_key_value, job.get("overrides", [])))
         metrics = job.get("metrics", {})
-        rows.append({
-            "job": job["num"], "status": job["status"], **{key: overrides.get(key) for key in keys},
-            best_column: job.get("monitor", {}).get("best"), **{name: metrics.get(name) for name in test_metrics},
-            "epochs": job.get("epochs"), "wall_time_s": job.get("wall_time_s"),
-            "folder": os.path.relpath(job["folder"], sweep_dir) if job["folder"] else None, "error": job.get("error"),
-            "overrides": " ".join(job.get("overrides", [])),
-        })
+        rows.append(
+            {
+                "job": job["num"],
+                "status": job["status"],
+                **{key: overrides.get(key) for key in keys},
+                best_column: job.get("monitor", {}).get("best"),
+                **{name: metrics.get(name) for name in test_metrics},
+                "epochs": job.get("epochs"),
+                "wall_time_s": job.get("wall_time_s"),
+                "folder": os.path.relpath(job["folder"], sweep_dir) if job["folder"] else None,
+                "error": job.get("error"),
+                "overrides": " ".join(job.get("overrides", [])),
+            }
+        )
     return columns, rows
 
 
@@ -154,8 +192,9 @@ def markdown(columns: list[str], rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def aggregate(columns: list[str], rows: list[dict[str, Any]], keys: list[str],
-              repeat_keys: Sequence[str] = REPEAT_KEYS) -> tuple[list[str], list[dict[str, Any]]] | None:
+def aggregate(
+    columns: list[str], rows: list[dict[str, Any]], keys: list[str], repeat_keys: Sequence[str] = REPEAT_KEYS
+) -> tuple[list[str], list[dict[str, Any]]] | None:
     """(columns, rows) of one row per configuration (the swept `keys` but the repeat keys): for the best validation
     value and each test metric, the mean, the sample standard deviation (n - 1; empty for one value) and the count
     over the configuration's completed jobs. None when the sweep varies no repeat key."""
@@ -169,8 +208,12 @@ def aggregate(columns: list[str], rows: list[dict[str, Any]], keys: list[str],
     for row in rows:
         if row["status"] != NOT_STARTED:
             groups.setdefault(tuple(row[key] for key in config_keys), []).append(row)
-    out_columns = [*config_keys, "jobs", "completed",
-                   *(f"{metric} {stat}" for metric in metrics for stat in ("mean", "std", "n"))]
+    out_columns = [
+        *config_keys,
+        "jobs",
+        "completed",
+        *(f"{metric} {stat}" for metric in metrics for stat in ("mean", "std", "n")),
+    ]
     out_rows = []
     for values, members in groups.items():
         completed = [row for row in members if row["status"] == "completed"]
@@ -193,7 +236,9 @@ def markdown_by_config(columns: list[str], rows: list[dict[str, Any]]) -> str:
         cells = [_cell(row[key]) for key in keys]
         for metric in metrics:
             mean, std, n = row[f"{metric} mean"], row[f"{metric} std"], row[f"{metric} n"]
-            cells.append("" if mean is None else f"{mean:.4g}" + (f" ± {std:.2g}" if std is not None else "") + f" ({n})")
+            cells.append(
+                "" if mean is None else f"{mean:.4g}" + (f" ± {std:.2g}" if std is not None else "") + f" ({n})"
+            )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -226,8 +271,12 @@ def plot_jobs(rows: list[dict[str, Any]], keys: list[str], metric: str, path: Pa
     ax = figure.add_subplot()
     if x_key is None:
         labels = [" ".join(f"{key}={row[key]}" for key in keys) or f"job {row.get('job', '')}" for row in shown]
-        ax.bar(range(len(shown)), [row[metric] for row in shown], yerr=[error(row) for row in shown] if errors else None,
-               capsize=4)
+        ax.bar(
+            range(len(shown)),
+            [row[metric] for row in shown],
+            yerr=[error(row) for row in shown] if errors else None,
+            capsize=4,
+        )
         ax.set_xticks(range(len(shown)), labels, rotation=30, ha="right", fontsize=8)
     else:
         others = [key for key in keys if key != x_key]
@@ -255,8 +304,9 @@ def plot_jobs(rows: list[dict[str, Any]], keys: list[str], metric: str, path: Pa
     return True
 
 
-def write_report(sweep_dir: str | Path, planned: Sequence[Sequence[str]] | None = None,
-                 repeat_keys: Sequence[str] = REPEAT_KEYS) -> dict[str, Any] | None:
+def write_report(
+    sweep_dir: str | Path, planned: Sequence[Sequence[str]] | None = None, repeat_keys: Sequence[str] = REPEAT_KEYS
+) -> dict[str, Any] | None:
     """Write summary.csv, summary.md and summary.png (and summary_by_config.csv when the sweep repeats
     configurations over `repeat_keys`) into `sweep_dir`, log the tables and the best job. `planned`: every job's
     overrides, to list those that never started.
@@ -285,11 +335,17 @@ def write_report(sweep_dir: str | Path, planned: Sequence[Sequence[str]] | None 
 
     best = best_job(jobs)
     counts = {status: sum(job["status"] == status for job in jobs) for status in STATUSES}
-    best_line = (f"Best job: #{best['num']} ({best['monitor']['metric']} {best['monitor']['best']:.4g}) in {best['folder']}"
-                 if best else "Best job: none completed")
+    best_line = (
+        f"Best job: #{best['num']} ({best['monitor']['metric']} {best['monitor']['best']:.4g}) in {best['folder']}"
+        if best
+        else "Best job: none completed"
+    )
     table = markdown(columns, rows)
-    text = (f"# Sweep {sweep_dir.name}\n\n{len(jobs)} jobs: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-            + f"\n\n{table}\n\n{best_line}\n")
+    text = (
+        f"# Sweep {sweep_dir.name}\n\n{len(jobs)} jobs: "
+        + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+        + f"\n\n{table}\n\n{best_line}\n"
+    )
     printed = f"{table}\n{best_line}"
     if by_config:
         repeated = ", ".join(key for key in keys if key in repeat_keys)
@@ -299,8 +355,13 @@ def write_report(sweep_dir: str | Path, planned: Sequence[Sequence[str]] | None 
     text += f"\n![jobs compared]({PLOT_NAME})\n" if plotted else ""
     write_text(sweep_dir / MD_NAME, text)
     log.info("Sweep report (%s):\n%s", sweep_dir / MD_NAME, printed)
-    return {"columns": columns, "rows": rows, "by_config": by_config, "best": best,
-            "plot": sweep_dir / PLOT_NAME if plotted else None}
+    return {
+        "columns": columns,
+        "rows": rows,
+        "by_config": by_config,
+        "best": best,
+        "plot": sweep_dir / PLOT_NAME if plotted else None,
+    }
 
 
 def link_wandb_runs(sweep_dir: str | Path) -> list[Path]:
@@ -351,8 +412,12 @@ def log_to_wandb(config: DictConfig, sweep_dir: Path, report: dict[str, Any], ti
     wandb_cfg = config.logger.wandb
     group = _select(wandb_cfg, "group") or sweep_dir.name
     run = wandb.init(
-        project=_select(wandb_cfg, "project"), entity=_select(wandb_cfg, "entity"), group=group,
-        job_type="sweep-summary", name=f"{group}-summary", dir=str(sweep_dir),
+        project=_select(wandb_cfg, "project"),
+        entity=_select(wandb_cfg, "entity"),
+        group=group,
+        job_type="sweep-summary",
+        name=f"{group}-summary",
+        dir=str(sweep_dir),
         mode=resolve_mode(_select(wandb_cfg, "mode"), sweep_dir),
         settings=wandb.Settings(init_timeout=timeout, silent=True, reinit="create_new"),
     )
@@ -364,8 +429,13 @@ def log_to_wandb(config: DictConfig, sweep_dir: Path, report: dict[str, Any], ti
             data["sweep/summary_plot"] = wandb.Image(str(report["plot"]))
         run.log(data)
         if report["best"]:
-            run.summary.update({"best_job": report["best"]["num"], "best_value": report["best"]["monitor"]["best"],
-                                "best_folder": str(report["best"]["folder"])})
+            run.summary.update(
+                {
+                    "best_job": report["best"]["num"],
+                    "best_value": report["best"]["monitor"]["best"],
+                    "best_folder": str(report["best"]["folder"]),
+                }
+            )
     finally:
         run.finish()
 
@@ -410,7 +480,9 @@ class SweepReport(Callback):
             try:
                 log_to_wandb(config, sweep_dir, report)
             except Exception as e:
-                log.warning("Sweep report not sent to W&B (%s: %s); it is in %s", type(e).__name__, e, sweep_dir / MD_NAME)
+                log.warning(
+                    "Sweep report not sent to W&B (%s: %s); it is in %s", type(e).__name__, e, sweep_dir / MD_NAME
+                )
         try:
             link_wandb_runs(sweep_dir)
         except OSError as e:  # a file system without symlinks: each job's run is still in its folder

@@ -86,8 +86,11 @@ def sweep_resume_arguments(argv: Sequence[str]) -> list[str]:
         raise SweepMismatchError(f"sweep_resume={folder} is invalid: no multirun.yaml there (not a sweep folder)")
     saved = OmegaConf.load(saved_file).hydra.overrides
     given = {_key(a) for a in argv if "=" in a and not a.startswith("-")}
-    kept = [str(o) for o in [*saved.task, *saved.hydra]
-            if _key(str(o)) not in given and _key(str(o)) not in ("hydra.sweep.dir", "hydra.mode")]
+    kept = [
+        str(o)
+        for o in [*saved.task, *saved.hydra]
+        if _key(str(o)) not in given and _key(str(o)) not in ("hydra.sweep.dir", "hydra.mode")
+    ]
     from mlplab.utils.resume import hydra_value
 
     return [*argv, *kept, f"hydra.sweep.dir={hydra_value(str(folder))}"]
@@ -170,15 +173,18 @@ def _decide(folder: Path, overrides: tuple[str, ...], rerun: Sequence[str]) -> t
     if record is None:
         return "run", "not started" if not folder.is_dir() else "started, but ended before its record was written"
     if _identity(record.get("overrides", [])) != _identity(overrides):
-        raise SweepMismatchError(f"job folder {folder} holds another job ({' '.join(record.get('overrides', []))}); "
-                                 f"it is never overwritten. Rerun into a new folder (leave hydra.sweep.dir unset)")
+        raise SweepMismatchError(
+            f"job folder {folder} holds another job ({' '.join(record.get('overrides', []))}); "
+            f"it is never overwritten. Rerun into a new folder (leave hydra.sweep.dir unset)"
+        )
     status = record.get("status")
     if status == "completed":
         return "keep", "completed"
     if status in RESUMABLE:
         resumable = (folder / "checkpoints" / LAST).is_file()
         return "run", f"{status if status == 'interrupted' else 'killed'}: " + (
-            f"resumes from its checkpoints/{LAST}" if resumable else "no checkpoint yet, starts again")
+            f"resumes from its checkpoints/{LAST}" if resumable else "no checkpoint yet, starts again"
+        )
     if status in rerun:
         return "run", f"{status}, run again (asked: rerun={list(rerun)})"
     return "keep", f"{status} (run it again with sweep_rerun={status})"
@@ -192,7 +198,9 @@ def _locked(path: Path) -> Iterator[None]:
         yield
 
 
-def plan_sweep(sweep_dir: Path, jobs: Sequence[Sequence[str]], job_folder: Any, rerun: Sequence[str] = ()) -> list[PlannedJob]:
+def plan_sweep(
+    sweep_dir: Path, jobs: Sequence[Sequence[str]], job_folder: Any, rerun: Sequence[str] = ()
+) -> list[PlannedJob]:
     """Number every job of `jobs` (each a list of overrides) and decide whether it runs, writing sweep_jobs.json.
 
     `job_folder(num, overrides)` is the job's folder. Raises SweepMismatchError, writing nothing, when `jobs`
@@ -225,12 +233,24 @@ def plan_sweep(sweep_dir: Path, jobs: Sequence[Sequence[str]], job_folder: Any, 
             num = known[identity]
             action, why = _decide(Path(job_folder(num, overrides)), overrides, rerun)
             plan.append(PlannedJob(num, overrides, action, why))
-        write_json(sweep_dir / JOBS_FILE, {"jobs": [{"num": n, "overrides": overrides_of[identity]} for identity, n in
-                                                    sorted(known.items(), key=lambda item: item[1])]})
+        write_json(
+            sweep_dir / JOBS_FILE,
+            {
+                "jobs": [
+                    {"num": n, "overrides": overrides_of[identity]}
+                    for identity, n in sorted(known.items(), key=lambda item: item[1])
+                ]
+            },
+        )
     kept = [job for job in plan if job.action == "keep"]
     if kept:
-        log.info("Sweep %s: %d of %d job(s) to run; kept as they are:\n  %s", sweep_dir, len(plan) - len(kept), len(plan),
-                 "\n  ".join(f"#{job.num} {' '.join(job.overrides)}: {job.why}" for job in kept))
+        log.info(
+            "Sweep %s: %d of %d job(s) to run; kept as they are:\n  %s",
+            sweep_dir,
+            len(plan) - len(kept),
+            len(plan),
+            "\n  ".join(f"#{job.num} {' '.join(job.overrides)}: {job.why}" for job in kept),
+        )
     for job in plan:
         if job.action == "run" and job.why != "not started":
             log.info("Job #%d %s: %s", job.num, " ".join(job.overrides), job.why)
@@ -252,7 +272,9 @@ def launch_batches(plan: Sequence[PlannedJob], max_batch_size: int | None) -> li
 def next_job_number(sweep_dir: Path) -> int:
     """The first job number no job of the folder uses (for sweepers that ask for jobs as they go: Optuna)."""
     known = _read_jobs_file(sweep_dir)
-    folders = [int(p.name) for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()] if sweep_dir.is_dir() else []
+    folders = (
+        [int(p.name) for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()] if sweep_dir.is_dir() else []
+    )
     return max([*known.values(), *folders], default=-1) + 1
 
 
@@ -302,8 +324,11 @@ def start_sweep_job(cfg: DictConfig) -> JobStart:
     folder = Path(cfg.paths.output_dir)
     release_sweep_job()
     if not claim_job(folder):
-        log.warning("Job folder %s is held by another process (%s): not trained here", folder,
-                    (folder / LOCK_NAME).read_text().strip() or "pid unknown")
+        log.warning(
+            "Job folder %s is held by another process (%s): not trained here",
+            folder,
+            (folder / LOCK_NAME).read_text().strip() or "pid unknown",
+        )
         return JobStart(train=False)
     record = read_run_record(folder)
     status = record.get("status") if record else None
@@ -322,8 +347,11 @@ def resuming_own_job(cfg: DictConfig, checkpoint_file: Path) -> bool:
     """Whether `checkpoint_file` is this sweep job's own checkpoint, resumed in its own folder (start_sweep_job)."""
     from mlplab.distributed import in_sweep
 
-    return in_sweep() and str(Path(cfg.paths.output_dir)) in _held and Path(cfg.paths.output_dir).resolve() in \
-        checkpoint_file.resolve().parents
+    return (
+        in_sweep()
+        and str(Path(cfg.paths.output_dir)) in _held
+        and Path(cfg.paths.output_dir).resolve() in checkpoint_file.resolve().parents
+    )
 
 
 # ---- the sweepers' part (hydra_plugins.mlplab_sweepers)

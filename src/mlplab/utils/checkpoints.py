@@ -47,8 +47,11 @@ def latest_run_checkpoint(runs_root: str | Path, exclude: str | Path | None = No
 
     Sweep jobs are never picked: a sweep resumes by running it again, each job in its own folder.
     """
-    candidates = [p for p in Path(runs_root).glob(f"*/checkpoints/{LAST}")
-                  if exclude is None or p.parents[1].resolve() != Path(exclude).resolve()]
+    candidates = [
+        p
+        for p in Path(runs_root).glob(f"*/checkpoints/{LAST}")
+        if exclude is None or p.parents[1].resolve() != Path(exclude).resolve()
+    ]
     if not candidates:
         raise CheckpointError(
             f"ckpt_path=last: no run under {runs_root} has a checkpoints/{LAST} to resume. "
@@ -56,9 +59,11 @@ def latest_run_checkpoint(runs_root: str | Path, exclude: str | Path | None = No
         )
     latest = max(candidates, key=lambda p: p.stat().st_mtime)
     saved_at = datetime.fromtimestamp(latest.stat().st_mtime).isoformat(sep=" ", timespec="seconds")
-    reason = (f"ckpt_path=last picked {latest.parents[1]}: its checkpoints/{LAST} (saved {saved_at}) is the newest of "
-              f"{len(candidates)} single run(s) under {runs_root}; sweep jobs are not considered (a sweep resumes "
-              "when its command runs again)")
+    reason = (
+        f"ckpt_path=last picked {latest.parents[1]}: its checkpoints/{LAST} (saved {saved_at}) is the newest of "
+        f"{len(candidates)} single run(s) under {runs_root}; sweep jobs are not considered (a sweep resumes "
+        "when its command runs again)"
+    )
     return latest, reason
 
 
@@ -78,7 +83,9 @@ def resolve_ckpt_path(ckpt_path: str | Path, runs_root: str | Path, exclude: str
         for candidate in (path / "checkpoints" / LAST, path / LAST):
             if candidate.is_file():
                 return candidate
-        raise CheckpointError(f"ckpt_path={str(path)!r} is a folder without checkpoints/{LAST}: pass a run folder or a .ckpt file")
+        raise CheckpointError(
+            f"ckpt_path={str(path)!r} is a folder without checkpoints/{LAST}: pass a run folder or a .ckpt file"
+        )
     return path
 
 
@@ -91,8 +98,16 @@ def run_folder_of(checkpoint_file: str | Path) -> Path:
 # What a resume may change: how long it trains, and what doesn't change the run's maths (where outputs go, how it
 # is logged, shown and drawn, CPU threads, the baselines fitted after training). Anything else is the run's, and
 # so are the callbacks that decide what is kept as best and when training stops.
-CHANGEABLE_ON_RESUME = ("ckpt_path", "trainer.max_epochs", "paths", "logger", "callbacks", "trainer.enable_progress_bar",
-                        "torch_threads", "baselines")
+CHANGEABLE_ON_RESUME = (
+    "ckpt_path",
+    "trainer.max_epochs",
+    "paths",
+    "logger",
+    "callbacks",
+    "trainer.enable_progress_bar",
+    "torch_threads",
+    "baselines",
+)
 FIXED_ON_RESUME = ("callbacks.model_checkpoint", "callbacks.early_stopping")
 
 
@@ -115,7 +130,11 @@ _ABSENT = _Absent()
 
 def _leaves(node: Any, key: str = "") -> dict[str, Any]:
     if isinstance(node, dict) and node:
-        return {k: v for name, child in node.items() for k, v in _leaves(child, f"{key}.{name}" if key else str(name)).items()}
+        return {
+            k: v
+            for name, child in node.items()
+            for k, v in _leaves(child, f"{key}.{name}" if key else str(name)).items()
+        }
     return {key: node}
 
 
@@ -130,9 +149,11 @@ def run_differences(saved: dict[str, Any], cfg: DictConfig) -> list[str]:
         current.pop(key, None)
     current = OmegaConf.to_container(OmegaConf.create(current), resolve=True)
     here, there = _leaves(current), _leaves({k: v for k, v in saved.items() if k != "hydra"})
-    return [f"{key}: {there.get(key, _ABSENT)!r} in the run, {here.get(key, _ABSENT)!r} here"
-            for key in sorted(set(here) | set(there))
-            if not changeable_on_resume(key) and here.get(key, _ABSENT) != there.get(key, _ABSENT)]
+    return [
+        f"{key}: {there.get(key, _ABSENT)!r} in the run, {here.get(key, _ABSENT)!r} here"
+        for key in sorted(set(here) | set(there))
+        if not changeable_on_resume(key) and here.get(key, _ABSENT) != there.get(key, _ABSENT)
+    ]
 
 
 def check_same_run(checkpoint: dict[str, Any], cfg: DictConfig, ckpt_path: str | Path) -> None:
@@ -141,7 +162,8 @@ def check_same_run(checkpoint: dict[str, Any], cfg: DictConfig, ckpt_path: str |
     if differences:
         raise CheckpointError(
             f"ckpt_path={str(ckpt_path)!r} was trained with another config; a resume may change only "
-            f"{', '.join(CHANGEABLE_ON_RESUME)} (not {', '.join(FIXED_ON_RESUME)}). Different here:\n  " + "\n  ".join(differences)
+            f"{', '.join(CHANGEABLE_ON_RESUME)} (not {', '.join(FIXED_ON_RESUME)}). Different here:\n  "
+            + "\n  ".join(differences)
             + f"\nResume the run as it was with: python train.py ckpt_path={run_folder_of(ckpt_path)} "
             "(from a run folder, train.py takes that run's overrides), or start a new run without ckpt_path."
         )
@@ -157,14 +179,22 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     except Exception as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"ckpt_path={str(path)!r} is not a readable PyTorch checkpoint: {first_line}") from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "data" not in checkpoint.get("hyper_parameters", {}):
-        raise CheckpointError(f"ckpt_path={str(path)!r} is not an mlplab training checkpoint (no state_dict and run config)")
+    if (
+        not isinstance(checkpoint, dict)
+        or "state_dict" not in checkpoint
+        or "data" not in checkpoint.get("hyper_parameters", {})
+    ):
+        raise CheckpointError(
+            f"ckpt_path={str(path)!r} is not an mlplab training checkpoint (no state_dict and run config)"
+        )
     return checkpoint
 
 
 def _differences(saved: dict[str, Any], current: dict[str, Any], prefix: str) -> list[str]:
     keys = sorted(set(saved) | set(current))
-    return [f"{prefix}.{k}={saved.get(k)!r} there, {current.get(k)!r} here" for k in keys if saved.get(k) != current.get(k)]
+    return [
+        f"{prefix}.{k}={saved.get(k)!r} there, {current.get(k)!r} here" for k in keys if saved.get(k) != current.get(k)
+    ]
 
 
 def check_fits(checkpoint: dict[str, Any], module: nn.Module, cfg: DictConfig, ckpt_path: str | Path) -> None:
@@ -177,7 +207,9 @@ def check_fits(checkpoint: dict[str, Any], module: nn.Module, cfg: DictConfig, c
     have = {name: tuple(t.shape) for name, t in saved.items()}
     if wanted == have:
         return
-    mismatch = next((f"{n} is {have[n]} there but {wanted[n]} here" for n in wanted if n in have and have[n] != wanted[n]), None)
+    mismatch = next(
+        (f"{n} is {have[n]} there but {wanted[n]} here" for n in wanted if n in have and have[n] != wanted[n]), None
+    )
     missing = sorted(set(wanted) ^ set(have))
     detail = mismatch or f"the layers differ ({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''})"
     run_cfg = checkpoint.get("hyper_parameters", {})
@@ -222,8 +254,10 @@ def trained_checkpoint(ckpt_path: str | Path, output_root: str | Path = "outputs
     if str(ckpt_path) == "last":
         saved = list(Path(output_root).glob(f"*/runs/*/checkpoints/{LAST}"))
         if not saved:
-            raise CheckpointError(f"ckpt_path=last: no run under {output_root}/<task>/runs has a checkpoints/{LAST}: "
-                                  "train one first, or pass a run folder or a .ckpt file")
+            raise CheckpointError(
+                f"ckpt_path=last: no run under {output_root}/<task>/runs has a checkpoints/{LAST}: "
+                "train one first, or pass a run folder or a .ckpt file"
+            )
         ckpt_path = max(saved, key=lambda p: p.stat().st_mtime).parents[1]
     path = Path(ckpt_path).expanduser()
     if not path.is_dir():
@@ -238,12 +272,16 @@ def trained_checkpoint(ckpt_path: str | Path, output_root: str | Path = "outputs
     if len(bests) == 1:
         return bests[0]
     if len(bests) > 1:
-        raise CheckpointError(f"ckpt_path={str(path)!r} holds several best checkpoints ({', '.join(p.name for p in bests)}) "
-                              f"and no {LAST} that says which is best: pass one, ckpt_path={bests[-1]}")
+        raise CheckpointError(
+            f"ckpt_path={str(path)!r} holds several best checkpoints ({', '.join(p.name for p in bests)}) "
+            f"and no {LAST} that says which is best: pass one, ckpt_path={bests[-1]}"
+        )
     if (folder / LAST).is_file():
         return folder / LAST
-    raise CheckpointError(f"ckpt_path={str(path)!r} is a folder without checkpoints (best-*.ckpt or {LAST}): "
-                          "pass a run folder or a .ckpt file")
+    raise CheckpointError(
+        f"ckpt_path={str(path)!r} is a folder without checkpoints (best-*.ckpt or {LAST}): "
+        "pass a run folder or a .ckpt file"
+    )
 
 
 def _recorded_best(last: Path) -> Path | None:

@@ -24,8 +24,9 @@ def build_module(cfg: DictConfig, datamodule: TensorDataModule) -> MLPModule:
     task = datamodule.task
     network = instantiate(cfg.model, input_size=datamodule.input_size, output_size=task.output_size)
     scheduler = instantiate(cfg.scheduler, _convert_="all") if cfg.get("scheduler") else None
-    module = MLPModule(network, task, optimizer=instantiate(cfg.optimizer), scheduler=scheduler,
-                       compile=cfg.get("compile", False))
+    module = MLPModule(
+        network, task, optimizer=instantiate(cfg.optimizer), scheduler=scheduler, compile=cfg.get("compile", False)
+    )
     # the checkpoint carries the whole resolved config: eval.py rebuilds the run from it alone
     module.save_hyperparameters(OmegaConf.to_container(cfg, resolve=True))
     return module

@@ -88,8 +88,11 @@ def resume_arguments(argv: Sequence[str]) -> list[str]:
 
         saved_file = folder / ".hydra" / "overrides.yaml"
         saved = [str(o) for o in OmegaConf.load(saved_file)] if saved_file.is_file() else []
-        kept = [o for o, parsed in zip(saved, OverridesParser.create().parse_overrides(saved))
-                if parsed.key_or_group not in asked]
+        kept = [
+            o
+            for o, parsed in zip(saved, OverridesParser.create().parse_overrides(saved))
+            if parsed.key_or_group not in asked
+        ]
         argv[index:index] = kept
         cfg = compose_run_config([a for a in argv if _is_override(a)], scratch)
     check_same_run(load_checkpoint(checkpoint_file), cfg, checkpoint_file)

@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 MAX_NAME_LENGTH = 128  # dashboards cut longer names anyway
 
+
 def _hydra() -> DictConfig | None:
     return HydraConfig.get() if HydraConfig.initialized() else None
 
@@ -26,7 +27,9 @@ def swept_keys(hydra: DictConfig) -> set[str]:
     recorded = Path(hydra.sweep.dir) / "multirun.yaml"
     if recorded.is_file():
         overrides = OmegaConf.load(recorded).hydra.overrides.task
-        keys |= {o.key_or_group for o in OverridesParser.create().parse_overrides(list(overrides)) if o.is_sweep_override()}
+        keys |= {
+            o.key_or_group for o in OverridesParser.create().parse_overrides(list(overrides)) if o.is_sweep_override()
+        }
     return keys
 
 

@@ -19,8 +19,13 @@ def offline_runs(wandb_dir: str | Path) -> list[Path]:
 
 
 def _inspect(run_dir: Path, *flags: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json", *flags, str(run_dir)],
-                            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [sys.executable, "-m", "wandb", "leet", "inspect", "--json", *flags, str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"`wandb leet inspect` failed on {run_dir}: {result.stderr.strip()}")
     return result.stdout
