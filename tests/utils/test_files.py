@@ -35,14 +35,15 @@ def _umask() -> int:
 def test_a_checkpoint_that_fails_to_serialise_leaves_the_previous_one_intact(tmp_path):
     io, path = AtomicCheckpointIO(), tmp_path / "checkpoints" / "last.ckpt"
     io.save_checkpoint({"state_dict": {"w": torch.ones(3)}}, path)
-    with pytest.raises(pickle.PicklingError):  # pickling a lambda fails after part of the file is written
+    # pickling a lambda fails after part of the file is written (AttributeError up to Python 3.11, then PicklingError)
+    with pytest.raises((pickle.PicklingError, AttributeError), match="pickle"):
         io.save_checkpoint({"state_dict": {"w": torch.zeros(1000)}, "hook": lambda: None}, path)
     assert torch.equal(torch.load(path, weights_only=True)["state_dict"]["w"], torch.ones(3))
     assert os.listdir(path.parent) == ["last.ckpt"]
 
 
 def test_runs_write_checkpoints_through_the_atomic_plugin(compose_config, tiny_mnist):
-    from mlplab.utils.instantiate import build_trainer
+    from mlplab.utils.build import build_trainer
 
     trainer = build_trainer(compose_config(*tiny_overrides(*tiny_mnist)), [], [])
     assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
