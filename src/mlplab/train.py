@@ -20,12 +20,12 @@ from mlplab.distributed import end_distributed_run, in_sweep
 from mlplab.loggers.wandb import finish_run
 from mlplab.run_record import RunRecorder
 from mlplab.sweeps.resume import start_sweep_job, sweep_resume_arguments
+from mlplab.utils.build import build_callbacks, build_datamodule, build_loggers, build_module, build_trainer
 from mlplab.utils.checkpoints import CheckpointError, checkpoint_to_resume
 from mlplab.utils.errors import ConfigError
 from mlplab.utils.files import check_writable
-from mlplab.utils.instantiate import build_callbacks, build_datamodule, build_loggers, build_module, build_trainer
 from mlplab.utils.process import prepare_process
-from mlplab.utils.report import best_checkpoint, fit_summary, format_metrics, metric_values
+from mlplab.utils.results import best_checkpoint, fit_summary, format_metrics, metric_values
 from mlplab.utils.resume import resume_arguments
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,8 @@ def fit_and_test(cfg: DictConfig) -> dict[str, float]:
     torch.set_float32_matmul_precision(cfg.get("matmul_precision", "highest"))
 
     datamodule = build_datamodule(cfg)
-    check_data_fits(cfg, datamodule)  # split sizes only the data files tell: before any logger starts
+    with stops.in_phase("data"):
+        check_data_fits(cfg, datamodule)  # split sizes only the data files tell: before any logger starts
     module = build_module(cfg, datamodule)
     resume_from = checkpoint_to_resume(cfg, module)
     if resume_from:
