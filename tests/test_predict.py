@@ -23,9 +23,9 @@ from mlplab.data.housing import FEATURE_NAMES, STATLIB_NAME, features_from_statl
 from mlplab.data.images import FashionMNISTDataModule
 from mlplab.predict import InputError, predict, prediction_columns, read_image
 from mlplab.train import train
+from mlplab.utils.build import build_datamodule, build_module
 from mlplab.utils.checkpoints import CheckpointError, trained_checkpoint
 from mlplab.utils.errors import ConfigError
-from mlplab.utils.instantiate import build_datamodule, build_module
 from tests.conftest import make_idx_dataset, tiny_overrides
 from tests.statlib import housing_overrides, make_statlib_file
 

@@ -307,10 +307,10 @@ def test_resume_errors_say_what_is_wrong(compose_config, tiny_mnist, tmp_path):
 def _module_for_metrics():
     from functools import partial
 
-    from mlplab.models.module import MLPModule
+    from mlplab.models.module import SupervisedModule
     from mlplab.models.tasks import ClassificationTask
 
-    return MLPModule(torch.nn.Linear(4, 3), ClassificationTask(3), optimizer=partial(torch.optim.SGD, lr=0.1))
+    return SupervisedModule(torch.nn.Linear(4, 3), ClassificationTask(3), optimizer=partial(torch.optim.SGD, lr=0.1))
 
 
 def test_a_checkpoint_at_any_step_resumes_the_epochs_training_metrics_bit_for_bit(tmp_path, monkeypatch):

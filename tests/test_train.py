@@ -12,7 +12,7 @@ from torch.overrides import TorchFunctionMode
 
 from mlplab.eval import evaluate
 from mlplab.train import main, train
-from mlplab.utils.instantiate import build_callbacks, build_datamodule, build_loggers, build_module, build_trainer
+from mlplab.utils.build import build_callbacks, build_datamodule, build_loggers, build_module, build_trainer
 from tests.conftest import make_idx_dataset, tiny_overrides
 
 

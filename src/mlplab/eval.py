@@ -13,7 +13,7 @@ from mlplab.config.resolvers import register_resolvers
 from mlplab.config.validation import validate_config
 from mlplab.utils.checkpoints import CheckpointError  # noqa: F401 (part of the API)
 from mlplab.utils.process import prepare_process
-from mlplab.utils.report import format_metrics, metric_values
+from mlplab.utils.results import format_metrics, metric_values
 from mlplab.utils.trained_run import load_trained_run
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from mlplab.config.location import CONFIG_DIR
 from mlplab.config.resolvers import register_resolvers
 from mlplab.config.validation import validate_config
 from mlplab.data.images import IDXImageDataModule
-from mlplab.models.module import MLPModule
+from mlplab.models.module import SupervisedModule
 from mlplab.models.tasks import ClassificationTask, Task
 from mlplab.utils.checkpoints import CheckpointError
 from mlplab.utils.errors import ConfigError
@@ -209,7 +209,7 @@ def _finite_number(text: str) -> float | None:
 
 
 @torch.inference_mode()
-def network_outputs(module: MLPModule, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+def network_outputs(module: SupervisedModule, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
     module.eval()  # dropout off, batch norm with its running statistics
     return torch.cat([module(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 

@@ -1,4 +1,4 @@
-"""What MLPModule logs, and when: epoch metrics averaged over the epoch, step metrics at the log steps."""
+"""What SupervisedModule logs, and when: epoch metrics averaged over the epoch, step metrics at the log steps."""
 
 import csv
 from pathlib import Path
@@ -10,8 +10,8 @@ from mlplab.config.validation import validate_config
 from mlplab.models.module import StageMetrics
 from mlplab.models.tasks import ClassificationTask
 from mlplab.train import train
+from mlplab.utils.build import build_datamodule, build_module
 from mlplab.utils.errors import ConfigError
-from mlplab.utils.instantiate import build_datamodule, build_module
 from tests.conftest import tiny_overrides
 
 

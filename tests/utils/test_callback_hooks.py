@@ -8,8 +8,8 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 
 from mlplab.data.batches import TensorBatches
+from mlplab.utils.build import build_callbacks, build_loggers, build_trainer
 from mlplab.utils.callback_hooks import BATCH_HOOKS, skip_empty_batch_hooks
-from mlplab.utils.instantiate import build_callbacks, build_loggers, build_trainer
 from tests.conftest import tiny_overrides
 
 

@@ -85,7 +85,7 @@ class StageMetrics(nn.Module):
         return losses, predictions, targets
 
 
-class MLPModule(L.LightningModule):
+class SupervisedModule(L.LightningModule):
     """Trains `network` on `task`.
 
     Args:

@@ -9,9 +9,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from mlplab.data.tensor_datamodule import TensorDataModule
-from mlplab.models.module import MLPModule
+from mlplab.models.module import SupervisedModule
+from mlplab.utils.build import build_datamodule, build_module
 from mlplab.utils.checkpoints import check_fits, load_checkpoint, trained_checkpoint
-from mlplab.utils.instantiate import build_datamodule, build_module
 
 
 @dataclass
@@ -20,7 +20,7 @@ class TrainedRun:
     checkpoint: dict[str, Any]
     cfg: DictConfig  # the run's config, with this machine's data folders
     datamodule: TensorDataModule  # built, not set up: no data read yet
-    module: MLPModule  # with the checkpoint's weights
+    module: SupervisedModule  # with the checkpoint's weights
 
 
 def load_trained_run(ckpt_path: str | Path, paths: DictConfig, data: DictConfig | None = None) -> TrainedRun:

@@ -1,4 +1,4 @@
-"""Small helpers for reporting a run's results."""
+"""A run's results read from its Trainer: the metrics, the best checkpoint, a summary of the fit, printed tables."""
 
 from __future__ import annotations
 

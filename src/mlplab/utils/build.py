@@ -11,7 +11,7 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
 from mlplab.data.tensor_datamodule import TensorDataModule
-from mlplab.models.module import MLPModule
+from mlplab.models.module import SupervisedModule
 from mlplab.utils.callback_hooks import skip_empty_batch_hooks
 
 
@@ -19,12 +19,12 @@ def build_datamodule(cfg: DictConfig) -> TensorDataModule:
     return instantiate(cfg.data)
 
 
-def build_module(cfg: DictConfig, datamodule: TensorDataModule) -> MLPModule:
+def build_module(cfg: DictConfig, datamodule: TensorDataModule) -> SupervisedModule:
     """The network gets its input and output sizes from the data; the module gets everything else from the config."""
     task = datamodule.task
     network = instantiate(cfg.model, input_size=datamodule.input_size, output_size=task.output_size)
     scheduler = instantiate(cfg.scheduler, _convert_="all") if cfg.get("scheduler") else None
-    module = MLPModule(
+    module = SupervisedModule(
         network, task, optimizer=instantiate(cfg.optimizer), scheduler=scheduler, compile=cfg.get("compile", False)
     )
     # the checkpoint carries the whole resolved config: eval.py rebuilds the run from it alone
