@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 ARGS ?=
+# test processes side by side (pytest-xdist): auto = one per CPU core; TEST_WORKERS=0 runs them in this process
+TEST_WORKERS ?= auto
 
 .PHONY: install train test test-fast lint bench clean
 
@@ -19,10 +21,10 @@ train: $(INSTALLED) ## get MNIST and train the default experiment (extra overrid
 	$(PY) train.py experiment=mnist_mlp $(ARGS)
 
 test: $(INSTALLED) ## the whole test suite, slow end-to-end runs on the real data included (what CI runs)
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(ARGS)
 
 test-fast: $(INSTALLED) ## the quick tests only
-	$(PY) -m pytest -m "not slow" $(ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "not slow" $(ARGS)
 
 lint: $(INSTALLED) ## the linter and the formatter's check (ruff, configured in pyproject.toml); `ruff format` fixes the format
 	$(VENV)/bin/ruff check .
