@@ -178,16 +178,16 @@ def finish_member(member: Member, cfg: DictConfig) -> float | None:
     failed = True
     try:
         loggers = build_loggers(cfg)
+        for logger in loggers:  # what Lightning logs when a fit starts; its test logs it again, unchanged
+            logger.log_hyperparams(member.module.hparams_initial)
         for step, row in member.rows:
             for logger in loggers:
                 logger.log_metrics(row, step=step)
         if member.diverged:
             for logger in loggers:
                 logger.save()
-            objective = member.recorder.failed(DivergedError(member.diverged))
             log.warning("Job #%d diverged: %s", member.num, member.diverged)
-            failed = False
-            return objective
+            return member.recorder.failed(DivergedError(member.diverged))  # its W&B run ends failed, as a single run's
         trainer = build_trainer(cfg, build_callbacks(cfg), loggers)
         stops.track_phases(trainer, member.datamodule)
         # test metrics go to the loggers at the step training ended, as in a single run

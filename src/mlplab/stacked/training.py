@@ -190,8 +190,8 @@ class StackTrainer:
             values.update(_epoch_values(member.module.val_metrics))
             # time/*: the stack's training time, which every member shared
             timing = {"time/epoch_s": train_s, "time/samples_per_s": samples / train_s}
-            member.metrics = {**values, **timing, "epoch": float(self.epoch)}
+            member.metrics = {**values, **timing}
             member.global_step = self.step
-            member.rows.append((self.step - 1, dict(member.metrics)))
+            member.rows.append((self.step - 1, {**member.metrics, "epoch": self.epoch}))  # Lightning adds `epoch`
             save_checkpoints(member, self.network.member_state(i), self.epoch)
             self.schedules[i].step("epoch", self.epoch + 1, metrics=member.metrics)
