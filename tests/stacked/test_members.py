@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 
 import pytest
+import torch
 
 from mlplab.eval import evaluate
 from mlplab.run_record import read_run_record
@@ -16,7 +17,7 @@ from tests.test_scaling import job_folders, run_train
 DIVERGING_LR = 1e4  # SGD at this lr overflows within a few steps
 
 
-def stacked_sweep(tiny_mnist, folder, lrs, *extra):
+def stacked_sweep(tiny_mnist, folder, lrs, *extra, launcher="stacked"):
     quick = [o for o in tiny_overrides(*tiny_mnist) if not o.startswith("callbacks.")]
     result = run_train(
         "-m",
@@ -27,7 +28,7 @@ def stacked_sweep(tiny_mnist, folder, lrs, *extra):
         "torch_threads=1",
         f"lr={','.join(map(str, lrs))}",
         "seed=1",
-        "hydra/launcher=stacked",
+        f"hydra/launcher={launcher}",
         *extra,
         f"hydra.sweep.dir={folder}",
     )
@@ -75,3 +76,37 @@ def test_a_diverging_member_is_recorded_diverged_and_the_others_are_unaffected(t
     csv_rows = list(csv.DictReader((jobs[0] / "csv" / "metrics.csv").open()))
     assert [row["epoch"] for row in csv_rows if row.get("val/acc")] == ["0", "1"]
     assert (jobs[0] / "curves.png").is_file() and (jobs[0] / "images" / "test" / "confusion_matrix.png").is_file()
+
+
+@pytest.mark.slow
+def test_early_stopping_stops_one_member_as_its_single_run_and_the_others_go_on(tiny_mnist, tmp_path):
+    # lr 1e-9 cannot improve val/loss by min_delta: its early stopping stops it after its second epoch (patience 1);
+    # lr 0.03 improves every epoch and trains all three
+    stopping = [
+        "callbacks=early_stopping",
+        "callbacks.early_stopping.patience=1",
+        "callbacks.early_stopping.min_delta=1e-4",
+        "monitor.metric=val/loss",
+        "monitor.mode=min",
+        "trainer.max_epochs=3",
+        "logger=csv",
+        "baselines=false",
+    ]
+    stacked, output = stacked_sweep(tiny_mnist, tmp_path / "stacked", [1e-9, 0.03], *stopping)
+    single, _ = stacked_sweep(tiny_mnist, tmp_path / "basic", [1e-9, 0.03], *stopping, launcher="basic")
+
+    assert "stack of 2 jobs (#0, #1) differing in lr" in output
+    assert "Stacked job #0 stops early after epoch 1" in output
+    records = [read_run_record(job) for job in stacked]
+    assert [r["epochs"] for r in records] == [read_run_record(job)["epochs"] for job in single] == [2, 3]
+    for many, one in zip(stacked, single):
+        a, b = read_run_record(one), read_run_record(many)
+        assert b["status"] == "completed"
+        for key in ("val/loss", "test/loss", "test/acc"):
+            assert b["metrics"][key] == pytest.approx(a["metrics"][key], rel=1e-4, abs=1e-6), (one.name, key)
+        # its last.ckpt holds its early stopping's state, as the single run's does
+        state_a = torch.load(one / "checkpoints" / "last.ckpt", weights_only=False)["callbacks"]
+        state_b = torch.load(many / "checkpoints" / "last.ckpt", weights_only=False)["callbacks"]
+        key = next(k for k in state_a if k.startswith("EarlyStopping"))
+        assert state_b[key]["wait_count"] == state_a[key]["wait_count"]
+        assert state_b[key]["stopped_epoch"] == state_a[key]["stopped_epoch"]

@@ -70,8 +70,6 @@ def unstackable_reason(cfg: DictConfig) -> str | None:
         return f"compile={cfg.compile}: a compiled network does not stack"
     if cfg.get("ckpt_path"):
         return f"ckpt_path={cfg.ckpt_path}: a resumed job runs as a single run"
-    if (cfg.get("callbacks") or {}).get("early_stopping") is not None:
-        return "callbacks.early_stopping: members would stop at different epochs (not supported in a stack)"
     return None
 
 

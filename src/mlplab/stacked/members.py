@@ -21,7 +21,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import _save_config
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from mlplab import stops
@@ -64,12 +64,19 @@ class Member:
     module: SupervisedModule
     recorder: RunRecorder
     checkpoint: ModelCheckpoint | None  # its checkpoint callback's settings: folder, names, monitor
+    early_stopping: EarlyStopping | None  # its own early stopping: its patience counts its own epochs
     rows: list[tuple[int, dict[str, float]]] = field(default_factory=list)  # (step, metrics) for its loggers
     metrics: dict[str, float] = field(default_factory=dict)  # the last epoch's, as train.py keeps them
     best_score: float | None = None
     best_path: str | None = None
     global_step: int = 0
     diverged: str | None = None  # why it stopped, when its loss became NaN or inf
+    stopped_epoch: int | None = None  # the epoch after which its early stopping stopped it
+
+    @property
+    def frozen(self) -> bool:
+        """Whether it has stopped training (diverged or stopped early): its weights no longer change."""
+        return self.diverged is not None or self.stopped_epoch is not None
 
     @property
     def output_dir(self) -> Path:
@@ -113,8 +120,26 @@ def start_member(job_cfg: DictConfig, num: int, shared: TensorDataModule | None)
     with stops.in_phase("data"):
         check_data_fits(cfg, datamodule)
     module = build_module(cfg, datamodule)  # the member's initial weights: exactly its single run's
-    checkpoint = next((c for c in build_callbacks(cfg) if isinstance(c, ModelCheckpoint)), None)
-    return Member(num, job_cfg, cfg, datamodule, module, RunRecorder(cfg), checkpoint)
+    callbacks = build_callbacks(cfg)
+    checkpoint = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
+    early_stopping = next((c for c in callbacks if isinstance(c, EarlyStopping)), None)
+    return Member(num, job_cfg, cfg, datamodule, module, RunRecorder(cfg), checkpoint, early_stopping)
+
+
+def stops_early(member: Member, epoch: int) -> bool:
+    """Whether the member's EarlyStopping stops it after `epoch`, decided by Lightning's own criteria on its own
+    monitored metric (the check EarlyStopping makes when a single run's validation ends)."""
+    callback = member.early_stopping
+    if callback is None or callback.monitor not in member.metrics:
+        return False
+    # Lightning's private criteria (pinned lightning 2.6): the same patience, min_delta, thresholds and
+    # check_finite as the single run; tests/stacked/test_members.py compares a stack with single runs
+    should_stop, reason = callback._evaluate_stopping_criteria(torch.tensor(member.metrics[callback.monitor]))
+    if should_stop:
+        callback.stopped_epoch = epoch
+        member.stopped_epoch = epoch
+        log.info("Stacked job #%d stops early after epoch %d: %s; the other members go on", member.num, epoch, reason)
+    return should_stop
 
 
 def _is_better(value: float, best: float | None, mode: str) -> bool:
@@ -168,6 +193,8 @@ def _write(member: Member, path: str, epoch: int) -> None:
         },
         STACKED_KEY: {"job": member.num},
     }
+    if member.early_stopping is not None:  # its patience so far, restored when it resumes as a single run
+        checkpoint["callbacks"][member.early_stopping.state_key] = member.early_stopping.state_dict()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     AtomicCheckpointIO().save_checkpoint(checkpoint, path)
 

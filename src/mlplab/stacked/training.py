@@ -14,7 +14,7 @@ from torch import nn
 from mlplab import stops
 from mlplab.data.batches import EpochOrder
 from mlplab.models.module import StageMetrics
-from mlplab.stacked.members import Member, save_checkpoints
+from mlplab.stacked.members import Member, save_checkpoints, stops_early
 from mlplab.stacked.network import StackedMLP
 from mlplab.stacked.optimizer import MemberSchedule, StackedOptimizer
 
@@ -75,7 +75,7 @@ class StackTrainer:
 
     @property
     def frozen(self) -> list[bool]:
-        return [m.diverged is not None for m in self.members]
+        return [m.frozen for m in self.members]
 
     def fit(self) -> None:
         """All epochs; on a stop signal every member saves `last.ckpt` and the stop is raised again."""
@@ -93,7 +93,9 @@ class StackTrainer:
             raise
         for i, member in enumerate(self.members):
             member.module.network.load_state_dict(self.network.member_state(i))  # tested as is without a best
-            member.metrics["epochs"] = float(self.max_epochs)
+            # epochs trained, as train.py records a single run's (trainer.current_epoch at its end)
+            stopped = member.stopped_epoch
+            member.metrics["epochs"] = float(self.max_epochs if stopped is None else stopped + 1)
             monitor = member.checkpoint.monitor if member.checkpoint else None
             if monitor and member.best_score is not None:
                 member.metrics[f"{monitor}_best"] = member.best_score
@@ -184,7 +186,7 @@ class StackTrainer:
         self._validate()
         samples = len(self.x)
         for i, member in enumerate(self.members):
-            if member.diverged:
+            if member.frozen:
                 continue
             values = _epoch_values(member.module.train_metrics)
             values.update(_epoch_values(member.module.val_metrics))
@@ -193,5 +195,9 @@ class StackTrainer:
             member.metrics = {**values, **timing}
             member.global_step = self.step
             member.rows.append((self.step - 1, {**member.metrics, "epoch": self.epoch}))  # Lightning adds `epoch`
+            # early stopping counts this epoch before the checkpoints are saved, as in a single run (Lightning runs
+            # checkpoint callbacks last): last.ckpt holds its patience so far
+            stopping = stops_early(member, self.epoch)
             save_checkpoints(member, self.network.member_state(i), self.epoch)
-            self.schedules[i].step("epoch", self.epoch + 1, metrics=member.metrics)
+            if not stopping:
+                self.schedules[i].step("epoch", self.epoch + 1, metrics=member.metrics)
