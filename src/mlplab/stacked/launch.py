@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,20 @@ def _ran_before(cfg: DictConfig) -> bool:
     return read_run_record(job_output_dir(cfg)) is not None
 
 
-def _describe(stack: Stack, cfgs: Sequence[DictConfig], nums: Sequence[int]) -> str:
+@dataclass
+class Plan:
+    """A launched batch: each job's composed config and number, and the stacks they are grouped into."""
+
+    cfgs: list[DictConfig]
+    nums: list[int]
+    stacks: list[Stack]
+
+    def of(self, stack: Stack) -> tuple[list[DictConfig], list[int]]:
+        """The configs and numbers of `stack`'s jobs."""
+        return [self.cfgs[i] for i in stack.jobs], [self.nums[i] for i in stack.jobs]
+
+
+def describe(stack: Stack, cfgs: Sequence[DictConfig], nums: Sequence[int]) -> str:
     jobs = ", ".join(f"#{nums[i]}" for i in stack.jobs)
     if stack.alone:
         return f"job {jobs} runs alone: {stack.alone}"
@@ -43,9 +57,8 @@ def _describe(stack: Stack, cfgs: Sequence[DictConfig], nums: Sequence[int]) -> 
     return f"stack of {len(stack.jobs)} jobs ({jobs}) differing in {', '.join(keys) or 'nothing'}"
 
 
-def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
-    """Run the batch: each stack as one batched training, each job that does not stack as a single run; one JobReturn
-    per job, in order (its return value: the job's objective, as train.py returns it)."""
+def plan(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Plan:
+    """The batch's jobs composed, numbered and grouped into stacks, with one log line per stack and one per job."""
     setup_globals()
     config = launcher.config
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
@@ -61,23 +74,41 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
         config.hydra.sweep.dir,
     )
     for stack in stacks:
-        log.info("\t%s", _describe(stack, cfgs, nums))
+        log.info("\t%s", describe(stack, cfgs, nums))
         for i in stack.jobs:
             log.info("\t\t#%d : %s", nums[i], " ".join(filter_overrides(job_overrides[i])))
+    return Plan(cfgs, nums, stacks)
 
-    returns: list[JobReturn | None] = [None] * len(cfgs)
-    run = partial(run_job, job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
-    for stack in stacks:
-        if stack.alone:
-            i = stack.jobs[0]
-            returns[i] = run(hydra_context=launcher.hydra_context, task_function=launcher.task_function, config=cfgs[i])
-            continue
-        members, objective = train_stack([cfgs[i] for i in stack.jobs], [nums[i] for i in stack.jobs])
-        for i, member in zip(stack.jobs, members):
-            # the member's end as a Hydra job: its .hydra/ files, Hydra's callbacks, its JobReturn
-            finish = partial(finish_member, member) if objective is None else (lambda _cfg, value=objective: value)
-            returns[i] = run(hydra_context=launcher.hydra_context, task_function=finish, config=cfgs[i])
+
+def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
+    """Run the batch: each stack as one batched training, each job that does not stack as a single run; one JobReturn
+    per job, in order (its return value: the job's objective, as train.py returns it)."""
+    batch = plan(launcher, job_overrides, initial_job_idx)
+    returns: list[JobReturn | None] = [None] * len(batch.cfgs)
+    for stack in batch.stacks:
+        cfgs, nums = batch.of(stack)
+        for i, job_return in zip(stack.jobs, run_stack(launcher, cfgs, nums, alone=stack.alone)):
+            returns[i] = job_return
     return returns  # type: ignore[return-value]  # every stack filled its jobs' places
+
+
+def run_stack(
+    launcher: Any, cfgs: Sequence[DictConfig], nums: Sequence[int], alone: str | None = None
+) -> list[JobReturn]:
+    """One stack's jobs (their composed configs and numbers), one JobReturn each, in order: trained as one batched
+    network, each member then finished as a Hydra job of its own; a job that runs `alone` (why) runs as a single run.
+    hydra/launcher=stacked calls it in the sweep's process, stacked_submitit_* in each stack's submitted job."""
+    run = partial(run_job, job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+    if alone:
+        (cfg,) = cfgs
+        return [run(hydra_context=launcher.hydra_context, task_function=launcher.task_function, config=cfg)]
+    members, objective = train_stack(cfgs, nums)
+    returns = []
+    for cfg, member in zip(cfgs, members):
+        # the member's end as a Hydra job: its .hydra/ files, Hydra's callbacks, its JobReturn
+        finish = partial(finish_member, member) if objective is None else (lambda _cfg, value=objective: value)
+        returns.append(run(hydra_context=launcher.hydra_context, task_function=finish, config=cfg))
+    return returns
 
 
 def train_stack(cfgs: Sequence[DictConfig], nums: Sequence[int]) -> tuple[list[Member], float | None]:
