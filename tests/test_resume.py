@@ -98,6 +98,18 @@ def test_interrupted_runs_resume_to_exactly_the_metrics_of_an_uninterrupted_one(
         assert {p: p.read_bytes() for p in (tmp_path / name).rglob("*") if p.is_file()} == before, name
 
 
+def test_a_killed_run_resumes_from_its_last_finished_epoch_even_when_that_epoch_was_not_its_best(
+    compose_config, tiny_mnist, tmp_path
+):
+    # lr 1e-9 leaves val/acc where it was: only epoch 0 is a best (Lightning 2.6 then skips last.ckpt)
+    overrides = _overrides(tiny_mnist, "trainer.max_epochs=3", "lr=1e-9")
+    with pytest.raises(SystemExit):
+        _run(compose_config, tmp_path, "killed", *overrides, _interrupt(2, 5, 0))
+    saved = torch.load(tmp_path / "killed" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert (saved["epoch"], saved["global_step"]) == (1, 2 * STEPS_PER_EPOCH)
+    assert [p.name for p in (tmp_path / "killed" / "checkpoints").glob("best-*")] == ["best-epoch000.ckpt"]
+
+
 @pytest.mark.parametrize(("times", "code"), [(1, 130), (2, 1)], ids=["once", "twice"])
 def test_ctrl_c_stops_after_the_batch_and_twice_stops_at_once_both_saving(
     compose_config, tiny_mnist, tmp_path, times, code

@@ -50,7 +50,7 @@ def _set_rng_states(states: dict[str, Any]) -> None:
 class ResumableCheckpoint(ModelCheckpoint):
     """ModelCheckpoint (same arguments) that also:
 
-    - saves `last.ckpt` when SIGTERM (what SLURM sends before a kill) or Ctrl-C stops training. The
+    - saves `last.ckpt` after every validation (Lightning 2.6 saves it only with a new best) and when SIGTERM (what SLURM sends before a kill) or Ctrl-C stops training. The
       signal is acted on at the end of the current training batch (validation is never cut short),
       so the checkpoint resumes exactly; a second Ctrl-C stops at once (and still saves);
     - stores the random number generators' states, so dropout continues as if never stopped;
@@ -108,6 +108,22 @@ class ResumableCheckpoint(ModelCheckpoint):
             # Lightning's "stopped by a signal" (a SystemExit): on_exception hooks run, loggers are finalised, and
             # the process exits with the shell's code for the signal (143 for SIGTERM, 130 for Ctrl-C)
             raise SIGTERMException(128 + (self._stop_signal or signal.SIGTERM))
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._save_last_after(super().on_train_epoch_end, trainer, pl_module, on_train_epoch_end=True)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._save_last_after(super().on_validation_end, trainer, pl_module, on_train_epoch_end=False)
+
+    def _save_last_after(
+        self, hook: Any, trainer: L.Trainer, pl_module: L.LightningModule, on_train_epoch_end: bool
+    ) -> None:
+        """Lightning's hook, then `last.ckpt` if the hook saved none: Lightning 2.6 saves it only with a new best,
+        and a job killed outright must resume from its last finished epoch (tests/test_resume.py: ..._not_its_best)."""
+        hook(trainer, pl_module)
+        skip = self._should_skip_saving_checkpoint(trainer)  # True once the hook saved at this step
+        if self.save_last and not skip and self._should_save_on_train_epoch_end(trainer) == on_train_epoch_end:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore_handlers()

@@ -214,7 +214,9 @@ def fetch_verified(dest: str | Path, files: Mapping[str, str], sources: Sequence
                     if got != files[name]:
                         record(f"{source}: {name} has md5 {got}, expected {files[name]}")
                         continue
-                    os.replace(scratch_dir / name, dest / name)  # atomic: readers see all or nothing
+                    # a move, not utils.files' write-then-replace: the file is already whole and verified in a scratch
+                    # folder on the same file system, so renaming it into place is the atomic step
+                    os.replace(scratch_dir / name, dest / name)
                     missing.remove(name)
                     if name in found:
                         log.warning(
