@@ -77,6 +77,17 @@ def test_a_stack_gives_each_member_its_single_runs_weights_losses_and_test_metri
             if name.startswith("network."):
                 atol = 1e-2 if "optimizer=adam" in a["overrides"] else 1e-3
                 torch.testing.assert_close(ckpt_b["state_dict"][name], weight, rtol=1e-3, atol=atol)
+        # ... and resume as a single run's: the same loop counters, scheduler state, optimizer settings and state
+        assert ckpt_b["loops"] == ckpt_a["loops"]
+        assert ckpt_b["lr_schedulers"] == ckpt_a["lr_schedulers"]
+        optimizer_a, optimizer_b = ckpt_a["optimizer_states"][0], ckpt_b["optimizer_states"][0]
+        assert optimizer_b["param_groups"] == optimizer_a["param_groups"]
+        assert optimizer_b["state"].keys() == optimizer_a["state"].keys()
+        for k, state in optimizer_a["state"].items():
+            assert optimizer_b["state"][k].keys() == state.keys()
+            for name, value in state.items():
+                torch.testing.assert_close(optimizer_b["state"][k][name], value, rtol=1e-2, atol=1e-3)
+        assert ckpt_b["MNISTDataModule"] == ckpt_a["MNISTDataModule"]
         assert [p.name for p in sorted((many / "checkpoints").glob("best-*.ckpt"))] == [
             p.name for p in sorted((one / "checkpoints").glob("best-*.ckpt"))
         ]

@@ -148,9 +148,16 @@ def _is_better(value: float, best: float | None, mode: str) -> bool:
     return best is None or (value > best if mode == "max" else value < best)
 
 
-def save_checkpoints(member: Member, state: dict[str, torch.Tensor], epoch: int, last_only: bool = False) -> None:
+def save_checkpoints(
+    member: Member,
+    state: dict[str, torch.Tensor],
+    epoch: int,
+    last_only: bool = False,
+    training: dict[str, Any] | None = None,
+) -> None:
     """Save the member's weights `state` as its single run's ModelCheckpoint would at the end of `epoch`: the best
-    on its monitored metric (save_top_k=1: the previous best is removed) and `last.ckpt`."""
+    on its monitored metric (save_top_k=1: the previous best is removed) and `last.ckpt`. `training`: its loops,
+    optimizer and scheduler states (mlplab.stacked.resumable), so that the checkpoints resume as a single run's."""
     callback = member.checkpoint
     if callback is None:
         return
@@ -161,14 +168,14 @@ def save_checkpoints(member: Member, state: dict[str, torch.Tensor], epoch: int,
         old = member.best_path
         member.best_score = value
         member.best_path = callback.format_checkpoint_name({**member.metrics, "epoch": epoch})
-        _write(member, member.best_path, epoch)
+        _write(member, member.best_path, epoch, training)
         if old and old != member.best_path and Path(old).is_file():
             Path(old).unlink()
     if callback.save_last:
-        _write(member, str(Path(callback.dirpath) / LAST), epoch)
+        _write(member, str(Path(callback.dirpath) / LAST), epoch, training)
 
 
-def _write(member: Member, path: str, epoch: int) -> None:
+def _write(member: Member, path: str, epoch: int, training: dict[str, Any] | None) -> None:
     callback = member.checkpoint
     assert callback is not None
     best = torch.tensor(member.best_score) if member.best_score is not None else None
@@ -195,6 +202,9 @@ def _write(member: Member, path: str, epoch: int) -> None:
     }
     if member.early_stopping is not None:  # its patience so far, restored when it resumes as a single run
         checkpoint["callbacks"][member.early_stopping.state_key] = member.early_stopping.state_dict()
+    checkpoint.update(training or {})
+    checkpoint[type(member.datamodule).__qualname__] = member.datamodule.state_dict()  # as Lightning keeps it
+    member.module.on_save_checkpoint(checkpoint)  # the training steps its epoch metrics have not counted yet
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     AtomicCheckpointIO().save_checkpoint(checkpoint, path)
 

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Sequence
 from functools import partial
+from typing import Any
 
 import torch
 from torch import nn
@@ -17,6 +18,7 @@ from mlplab.models.module import StageMetrics
 from mlplab.stacked.members import Member, save_checkpoints, stops_early
 from mlplab.stacked.network import StackedMLP
 from mlplab.stacked.optimizer import MemberSchedule, StackedOptimizer
+from mlplab.stacked.resumable import loops_state, member_optimizer_state
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,11 @@ class StackTrainer:
         self.network = StackedMLP([m.module.network for m in self.members]).to(self.device)
         self.loss = torch.vmap(self.datamodule.task.loss)  # each member's loss on its own batch: (N,)
         self.optimizer = StackedOptimizer(self.network.parameters(), self.members[0].module.optimizer_factory)
-        steps_per_epoch = -(-len(self.x) // self.batch_size)
+        steps_per_epoch = self.steps_per_epoch = -(-len(self.x) // self.batch_size)
+        self.val_batches = -(-len(self.x_val) // self.eval_batch_size)
+        # the single run's parameter order (layers.k.weight, layers.k.bias, ...) in the stacked parameters
+        layers = len(self.network.weights)
+        self.param_order = [i for k in range(layers) for i in (k, layers + k)]
         self.schedules = [
             MemberSchedule(
                 m.module.optimizer_factory,
@@ -72,25 +78,23 @@ class StackTrainer:
         self.orders = [EpochOrder(len(self.x), shuffle=True, seed=int(m.datamodule.seed)) for m in self.members]
         self.step = 0
         self.epoch = 0
+        self.epoch_steps = 0  # training steps done in the current epoch
 
     @property
     def frozen(self) -> list[bool]:
         return [m.frozen for m in self.members]
 
     def fit(self) -> None:
-        """All epochs; on a stop signal every member saves `last.ckpt` and the stop is raised again."""
-        try:
-            with stops.in_phase("fit"):
-                for epoch in range(self.max_epochs):
-                    self.epoch = epoch
-                    self._train_epoch()
-                    if all(self.frozen):
-                        break
-        except BaseException as error:
-            if stops.stop_behind(error) is not None:
-                for i, member in enumerate(self.members):
-                    save_checkpoints(member, self.network.member_state(i), self.epoch, last_only=True)
-            raise
+        """All epochs. A stop signal is acted on at the end of a training batch: every member still training saves
+        `last.ckpt` there (resumable as a single run) and the stop is raised; one during validation waits for the
+        epoch's checkpoints. A second signal stops at once, each member keeping its last epoch's `last.ckpt`."""
+        with stops.in_phase("fit"), stops.deferred():
+            for epoch in range(self.max_epochs):
+                self.epoch = epoch
+                self._train_epoch()
+                stops.raise_pending()
+                if all(self.frozen):
+                    break
         for i, member in enumerate(self.members):
             member.module.network.load_state_dict(self.network.member_state(i))  # tested as is without a best
             # epochs trained, as train.py records a single run's (trainer.current_epoch at its end)
@@ -111,6 +115,7 @@ class StackTrainer:
         index = torch.stack([order.indices(self.device) for order in self.orders])  # (N, samples)
         batches = torch.split(index, self.batch_size, dim=1)
         kept: list[tuple[int, torch.Tensor]] = []  # (step, losses) since the last divergence check
+        self.epoch_steps = 0
         for b, batch in enumerate(batches):
             flat = batch.reshape(-1)
             size = batch.shape[1]
@@ -135,14 +140,46 @@ class StackTrainer:
                         member.rows.append((self.step, {"train/loss": values[i], "lr": lrs[i]}))
             kept.append((self.step, losses.detach()))
             self.step += 1
+            self.epoch_steps += 1
             if self.check_every and ((b + 1) % self.check_every == 0 or b + 1 == len(batches)):
                 self._check_divergence(kept, lrs)
                 kept = []
             for i, schedule in enumerate(self.schedules):
                 if not frozen[i]:
                     schedule.step("step", self.step)
+            if stops.pending() and b + 1 < len(batches):  # after the last batch: validation and checkpoints first
+                self._save_last(epoch_done=False)
+                stops.raise_pending()
         train_s = time.perf_counter() - started
         self._end_epoch(train_s)
+
+    def training_state(self, i: int, epoch_done: bool) -> dict[str, Any]:
+        """Member i's optimizer, scheduler and loop state, as its single run's checkpoint would hold them now."""
+        member, schedule = self.members[i], self.schedules[i]
+        interval = schedule.config.get("interval", "epoch") if schedule.config else None
+        loops = loops_state(self.epoch, self.epoch_steps, self.steps_per_epoch, self.val_batches, interval, epoch_done)
+        loops["fit_loop"]["state_dict"] = {"combined_loader": [{"epoch": self.epoch, "served": self.epoch_steps}]}
+        params = list(self.network.parameters())
+        optimizer_state = member_optimizer_state(
+            self.optimizer.optimizer,
+            params,
+            list(member.module.network.parameters()),
+            self.param_order,
+            i,
+            schedule.shadow.param_groups[0],
+        )
+        return {
+            "loops": loops,
+            "optimizer_states": [optimizer_state],
+            "lr_schedulers": [schedule.config["scheduler"].state_dict()] if schedule.config else [],
+        }
+
+    def _save_last(self, epoch_done: bool) -> None:
+        """Every member still training saves `last.ckpt` at this point (a stop signal came)."""
+        for i, member in enumerate(self.members):
+            if not member.frozen:
+                state = self.training_state(i, epoch_done)
+                save_checkpoints(member, self.network.member_state(i), self.epoch, last_only=True, training=state)
 
     def _check_divergence(self, kept: list[tuple[int, torch.Tensor]], lrs: list[float]) -> None:
         losses = torch.stack([losses for _, losses in kept])  # (steps, N)
@@ -197,7 +234,8 @@ class StackTrainer:
             member.rows.append((self.step - 1, {**member.metrics, "epoch": self.epoch}))  # Lightning adds `epoch`
             # early stopping counts this epoch before the checkpoints are saved, as in a single run (Lightning runs
             # checkpoint callbacks last): last.ckpt holds its patience so far
-            stopping = stops_early(member, self.epoch)
-            save_checkpoints(member, self.network.member_state(i), self.epoch)
-            if not stopping:
-                self.schedules[i].step("epoch", self.epoch + 1, metrics=member.metrics)
+            stops_early(member, self.epoch)  # sets member.stopped_epoch: frozen from the next epoch on
+            # the epoch's scheduler step comes first: a single run's end-of-epoch checkpoint holds it
+            self.schedules[i].step("epoch", self.epoch + 1, metrics=member.metrics)
+            state = self.training_state(i, epoch_done=True)
+            save_checkpoints(member, self.network.member_state(i), self.epoch, training=state)
