@@ -4,10 +4,16 @@ unaffected; eval.py reproduces a member's test metrics from its folder; its W&B 
 from __future__ import annotations
 
 import csv
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
 
+from mlplab.config.location import PROJECT_ROOT
 from mlplab.eval import evaluate
 from mlplab.run_record import read_run_record
 from mlplab.utils.wandb_offline import OfflineRun, offline_runs
@@ -110,3 +116,49 @@ def test_early_stopping_stops_one_member_as_its_single_run_and_the_others_go_on(
         key = next(k for k in state_a if k.startswith("EarlyStopping"))
         assert state_b[key]["wait_count"] == state_a[key]["wait_count"]
         assert state_b[key]["stopped_epoch"] == state_a[key]["stopped_epoch"]
+
+
+@pytest.mark.slow
+def test_a_stack_stopped_by_sigterm_saves_every_members_last_ckpt_and_a_rerun_resumes_each_as_a_single_run(
+    tiny_mnist, tmp_path
+):
+    sweep = tmp_path / "sweep"
+    quick = [o for o in tiny_overrides(*tiny_mnist) if not o.startswith("callbacks.")]
+    command = [
+        "-m",
+        *quick,
+        "callbacks=lean",
+        "logger=csv",
+        "baselines=false",
+        "trainer.max_epochs=20",
+        "torch_threads=1",
+        "lr=1e-3,3e-3",
+        "seed=1",
+        "hydra/launcher=stacked",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "src")}
+    process = subprocess.Popen(
+        [sys.executable, "train.py", *command],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 120
+    while not (sweep / "1" / "checkpoints" / "last.ckpt").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)  # the stack is in its second epoch (or later)
+    output = process.communicate(timeout=60)[0].decode()
+    assert process.returncode == 143, output
+    records = [read_run_record(job) for job in job_folders(sweep)]
+    assert [(r["status"], r["signal"]) for r in records] == [("interrupted", "SIGTERM")] * 2
+    for job in job_folders(sweep):
+        saved = torch.load(job / "checkpoints" / "last.ckpt", weights_only=False)
+        assert 0 < saved["global_step"] < 20 * 16 and saved["optimizer_states"] and "loops" in saved
+
+    run_train(*command)  # the same command again: each member resumes from its last.ckpt as a single run
+    records = [read_run_record(job) for job in job_folders(sweep)]
+    assert [(r["status"], r["epochs"]) for r in records] == [("completed", 20)] * 2
+    for job in job_folders(sweep):
+        assert f"resuming from {job / 'checkpoints' / 'last.ckpt'}" in (job / "train.log").read_text()
