@@ -92,7 +92,7 @@ class StackedOptimizer:
         with torch.no_grad():
             for param, old in zip(self.params, before):
                 # old + lr * (p_lr1 - old): the member's own step
-                new = torch.lerp(old, param, weights.view(-1, *[1] * (param.dim() - 1)))
+                # in place: the stacked weights and states outgrow the CPU's caches, so each pass over them counts
+                torch.lerp(old, param, weights.view(-1, *[1] * (param.dim() - 1)), out=param)
                 if stopped:  # its step may be NaN: put its old values back, not old + 0 * NaN
-                    new[stopped] = old[stopped]
-                param.copy_(new)
+                    param[stopped] = old[stopped]
