@@ -113,6 +113,32 @@ def handled() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
+def pending() -> bool:
+    """Whether a stop signal came that nobody acted on yet (in a `deferred()` block)."""
+    return _received is not None
+
+
+def _note_only(signum: int, frame: FrameType | None) -> None:
+    if _received is not None:
+        raise Stopped(*_received)  # the second signal: stop now (as a second Ctrl-C stops a single run at once)
+    note(signum)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """In the block a stop signal is only noted: the code checks `pending()` where it can save and stop cleanly
+    (a stacked fit, at the end of a training batch). A second signal stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {signum: signal.signal(signum, _note_only) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+
+
 def stop_behind(error: BaseException) -> Stopped | None:
     """The stop a signal caused, when one is behind `error` (also Lightning's exit 1 after a second Ctrl-C), else None."""
     if isinstance(error, Stopped):

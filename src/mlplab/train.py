@@ -44,7 +44,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-def fit_and_test(cfg: DictConfig) -> dict[str, float]:
+def start_run(cfg: DictConfig) -> None:
+    """What every run does before building anything: check the config and the output folder, seed, set threads."""
     validate_config(cfg)
     check_writable(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -52,6 +53,9 @@ def fit_and_test(cfg: DictConfig) -> dict[str, float]:
     # process-wide: set by every run, so a sweep job does not inherit the previous job's choice
     torch.set_float32_matmul_precision(cfg.get("matmul_precision", "highest"))
 
+
+def fit_and_test(cfg: DictConfig) -> dict[str, float]:
+    start_run(cfg)
     datamodule = build_datamodule(cfg)
     with stops.in_phase("data"):
         check_data_fits(cfg, datamodule)  # split sizes only the data files tell: before any logger starts
@@ -65,7 +69,19 @@ def fit_and_test(cfg: DictConfig) -> dict[str, float]:
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     metrics = metric_values(trainer)  # testing replaces the trainer's metrics: keep the training ones
     metrics.update(fit_summary(trainer))
-    best = best_checkpoint(trainer)
+    return test_best(cfg, trainer, module, datamodule, best_checkpoint(trainer), metrics)
+
+
+def test_best(
+    cfg: DictConfig,
+    trainer: L.Trainer,
+    module: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    best: str | None,
+    metrics: dict[str, float],
+) -> dict[str, float]:
+    """Test `best` (None: the module's weights as they are), add the test metrics to `metrics`, log where it all went."""
+    metrics = dict(metrics)
     trainer.test(module, datamodule=datamodule, ckpt_path=best, weights_only=True, verbose=False)
     metrics.update(metric_values(trainer))
     if trainer.is_global_zero:

@@ -15,6 +15,7 @@ from mlplab.bench.epochs import PATHS, measure
 from mlplab.bench.machine import load_average, machine
 from mlplab.bench.ratios import ratios
 from mlplab.bench.setting import Setting, datamodule
+from mlplab.bench.stacked_sweep import stacked_sweep
 from mlplab.bench.tables import format_table
 from mlplab.bench.whole_process import whole_process
 from mlplab.config.location import PROJECT_ROOT
@@ -67,7 +68,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "e.g. --variant bf16 trainer.precision=bf16-mixed",
     )
     parser.add_argument("--whole-process", action="store_true", help="also time whole train.py processes (slower)")
-    parser.add_argument("--skip-epochs", action="store_true", help="skip the per-epoch paths (with --whole-process)")
+    parser.add_argument(
+        "--stacked-sweep",
+        action="store_true",
+        help="also time a 4 lr x 4 seed sweep (2 epochs, batch 64) with hydra/launcher=stacked against the basic "
+        "launcher, whole processes, in --rounds paired rounds",
+    )
+    parser.add_argument(
+        "--skip-epochs", action="store_true", help="skip the per-epoch paths (with --whole-process or --stacked-sweep)"
+    )
     parser.add_argument(
         "--json", type=Path, default=None, help="where to write the report; unset: outputs/bench/<time>.json"
     )
@@ -124,6 +133,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.whole_process:
         for device in args.devices:
             whole.append(whole_process(data_dir, device, args.val_size, args.logger, args.override))
+    stacked = [
+        stacked_sweep(
+            data_dir, device, rounds=args.rounds, val_size=args.val_size, logger=args.logger, overrides=args.override
+        )
+        for device in (args.devices if args.stacked_sweep else [])
+    ]
     report = {
         "machine": machine(),
         "load_average_start": load_start,
@@ -132,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "results": summaries,
         "ratios": ratios(summaries),
         "whole_process": whole,
+        "stacked_sweep": stacked,
     }
     report["settings"]["data_dir"] = str(data_dir)
     json_path = args.json or PROJECT_ROOT / "outputs" / "bench" / f"{time.strftime('%Y-%m-%d_%H-%M-%S')}.json"

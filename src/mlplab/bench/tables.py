@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from mlplab.bench.stacked_sweep import stacked_sweep_table
 from mlplab.bench.whole_process import whole_process_table
 
 RATIO_COLUMNS = {
@@ -81,4 +82,5 @@ def format_table(report: dict[str, Any]) -> str:
             ]
         )
     tables.extend(whole_process_table(w) for w in report["whole_process"])
+    tables.extend(stacked_sweep_table(s) for s in report.get("stacked_sweep", []))
     return "\n\n".join("\n".join(rows) for rows in tables)

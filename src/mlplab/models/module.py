@@ -181,14 +181,21 @@ class SupervisedModule(L.LightningModule):
         optimizer = self.optimizer_factory(self.parameters())
         if self.scheduler_config is None:
             return optimizer
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": self.lr_scheduler(optimizer, self.trainer.estimated_stepping_batches),
+        }
+
+    def lr_scheduler(self, optimizer: torch.optim.Optimizer, total_steps: float | int) -> dict[str, Any]:
+        """Lightning's lr_scheduler dict for `optimizer`; `total_steps` (the run's optimizer steps) fills a null
+        `total_steps` (OneCycleLR). Also used by stacked sweeps (mlplab.stacked) for each member's schedule."""
+        if self.scheduler_config is None:
+            raise ValueError("this module has no scheduler (scheduler=none)")
         make_scheduler = self.scheduler_config["scheduler"]
         # the step count depends on the data and trainer: a config leaves `total_steps` null to get it
         if isinstance(make_scheduler, partial) and make_scheduler.keywords.get("total_steps", 0) is None:
-            make_scheduler = partial(make_scheduler, total_steps=int(self.trainer.estimated_stepping_batches))
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {**self.scheduler_config, "scheduler": make_scheduler(optimizer)},
-        }
+            make_scheduler = partial(make_scheduler, total_steps=int(total_steps))
+        return {**self.scheduler_config, "scheduler": make_scheduler(optimizer)}
 
     def on_train_epoch_start(self) -> None:
         # a new epoch (Lightning skips this hook when it resumes one mid-way): drop any running sums and kept

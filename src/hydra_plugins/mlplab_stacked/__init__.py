@@ -1,0 +1,1 @@
+"""`hydra/launcher=stacked`: sweep jobs trained together as one batched network (mlplab.stacked)."""

@@ -1,0 +1,64 @@
+"""N MLPs of the same shape as one batched network: weights `(N, out, in)`, one `baddbmm` per layer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mlplab.models.mlp import ACTIVATIONS, MLP
+
+
+class StackedMLP(nn.Module):
+    """The members' MLPs side by side: input `(N, batch, ...)`, output `(N, batch, out)`; member i is slice i.
+
+    Built from the members' own MLPs (each initialised as its single run would be), so member i starts with
+    exactly its single run's weights; `member_state(i)` gives them back in the MLP's own state_dict layout.
+    Only what the MLP does without per-sample statistics stacks: Linear, activation, dropout (grouping refuses norms).
+    """
+
+    def __init__(self, networks: Sequence[MLP]) -> None:
+        super().__init__()
+        first = networks[0]
+        for network in networks[1:]:
+            if network.sizes != first.sizes or network.activation != first.activation:
+                raise ValueError(f"members differ: sizes {network.sizes} vs {first.sizes}")
+        # the MLP's Sequential indices of its Linear layers: member_state names them as the MLP does
+        self.linear_names = [name for name, m in first.layers.named_children() if isinstance(m, nn.Linear)]
+        dropouts = [m.p for m in first.layers if isinstance(m, nn.Dropout)]
+        self.dropout = dropouts[0] if dropouts else 0.0
+        self.activation = ACTIVATIONS[first.activation]()
+        # weights kept as nn.Linear keeps them, (out, in) per member: the same matmul layout as the single run
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.stack([n.layers[int(k)].weight.detach() for n in networks]).clone())
+            for k in self.linear_names
+        )
+        self.biases = nn.ParameterList(
+            nn.Parameter(torch.stack([n.layers[int(k)].bias.detach() for n in networks]).unsqueeze(1).clone())
+            for k in self.linear_names
+        )
+
+    @property
+    def members(self) -> int:
+        return self.weights[0].shape[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.flatten(2)
+        last = len(self.weights) - 1
+        for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+            h = torch.baddbmm(bias, h, weight.transpose(1, 2))
+            if i < last:
+                h = self.activation(h)
+                if self.dropout > 0:
+                    h = F.dropout(h, self.dropout, self.training)
+        return h
+
+    def member_state(self, i: int) -> dict[str, torch.Tensor]:
+        """Member i's weights as its MLP's state_dict (`layers.<k>.weight`, `layers.<k>.bias`), detached copies."""
+        state = {}
+        for name, weight, bias in zip(self.linear_names, self.weights, self.biases):
+            state[f"layers.{name}.weight"] = weight[i].detach().clone()
+            state[f"layers.{name}.bias"] = bias[i, 0].detach().clone()
+        return state
