@@ -1,5 +1,7 @@
 """Real Lightning runs of the whole train.py path on tiny IDX files the tests write."""
 
+from __future__ import annotations
+
 import csv
 import sys
 from pathlib import Path
@@ -8,8 +10,10 @@ import lightning as L
 import pytest
 import torch
 from omegaconf import OmegaConf
+from torch.optim.lr_scheduler import CosineAnnealingLR
 from torch.overrides import TorchFunctionMode
 
+from mlplab.config.compose import compose_run_config
 from mlplab.eval import evaluate
 from mlplab.train import main, train
 from mlplab.utils.build import build_callbacks, build_datamodule, build_loggers, build_module, build_trainer
@@ -64,27 +68,118 @@ def test_every_optimizer_and_scheduler_trains(compose_config, tiny_mnist, optimi
     assert torch.isfinite(torch.tensor(train(cfg)["test/loss"]))
 
 
-def test_the_model_and_data_knobs_of_the_issue_are_overrides(compose_config, tiny_mnist):
-    cfg = compose_config(
-        *tiny_overrides(*tiny_mnist),
-        "model.hidden=[64,32]",
-        "model.activation=gelu",
-        "model.dropout=0.2",
-        "model.norm=layer",
-        "data.batch_size=16",
-        "trainer.max_epochs=1",
-        "seed=1",
-        "scheduler=cosine",
-        "optimizer=sgd",
-        "optimizer.momentum=0.9",
-        "optimizer.nesterov=true",
-        "logger=csv",
-    )
+class Probe(L.Callback):
+    """Keeps what a run was built with and what it did, for a test to read after train(): the last one made."""
+
+    last: Probe | None = None
+
+    def __init__(self) -> None:
+        self.batch_sizes: list[int] = []
+        self.lrs: list[float] = []  # the learning rate of each training step
+        self.losses: list[float] = []  # and its loss
+        Probe.last = self
+
+    def on_train_start(self, trainer, pl_module):
+        self.initial = {name: value.detach().clone() for name, value in pl_module.network.state_dict().items()}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.batch_sizes.append(len(batch[1]))
+        self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.losses.append(float(outputs["loss"]))
+
+    def on_train_end(self, trainer, pl_module):
+        self.module, self.steps, self.epochs = pl_module, trainer.global_step, trainer.current_epoch
+        self.optimizer = trainer.optimizers[0]
+        self.schedulers = [config.scheduler for config in trainer.lr_scheduler_configs]
+        self.final_lr = self.optimizer.param_groups[0]["lr"]  # after the last scheduler step
+
+
+PROBE = "+callbacks.probe={_target_:tests.test_train.Probe}"
+KNOBS = [
+    "model.hidden=[64,32]",
+    "model.activation=gelu",
+    "model.dropout=0.2",
+    "model.norm=layer",
+    "data.batch_size=16",
+    "trainer.max_epochs=1",
+    "seed=1",
+    "scheduler=cosine",
+    "optimizer=sgd",
+    "optimizer.momentum=0.9",
+    "optimizer.nesterov=true",
+]
+
+
+@pytest.fixture(scope="module")
+def knobs_run(tmp_path_factory):
+    """One run with every knob of the issue set: (its config, its metrics, its Probe)."""
+    root = tmp_path_factory.mktemp("knobs")
+    overrides = [*tiny_overrides(root / "data", make_idx_dataset(root / "data")), *KNOBS, "logger=csv", PROBE]
+    cfg = compose_run_config(overrides, root / "run")
     metrics = train(cfg)
-    rows = csv.DictReader(open(Path(cfg.paths.output_dir) / "csv" / "metrics.csv"))
-    assert [float(r["test/acc"]) for r in rows if r.get("test/acc")] == [metrics["test/acc"]]
+    return cfg, metrics, Probe.last
+
+
+def _layers(probe, kind):
+    return [layer for layer in probe.module.network.layers if isinstance(layer, kind)]
+
+
+def _seeded_network(cfg, seed):
+    L.seed_everything(seed, workers=True, verbose=False)
+    return build_module(cfg, build_datamodule(cfg)).network.state_dict()
+
+
+KNOB_CHECKS = {
+    "model.hidden=[64,32]": lambda cfg, probe: (
+        [layer.out_features for layer in _layers(probe, torch.nn.Linear)] == [64, 32, 10]
+    ),
+    "model.activation=gelu": lambda cfg, probe: (
+        len(_layers(probe, torch.nn.GELU)) == 2 and not _layers(probe, torch.nn.ReLU)
+    ),
+    "model.dropout=0.2": lambda cfg, probe: [layer.p for layer in _layers(probe, torch.nn.Dropout)] == [0.2, 0.2],
+    "model.norm=layer": lambda cfg, probe: (
+        [layer.normalized_shape for layer in _layers(probe, torch.nn.LayerNorm)] == [(64,), (32,)]
+    ),
+    # 500 training images: 31 batches of 16 and one of 4
+    "data.batch_size=16": lambda cfg, probe: probe.batch_sizes == [16] * 31 + [4],
+    "trainer.max_epochs=1": lambda cfg, probe: (probe.epochs, probe.steps) == (1, 32),
+    # the network started from seed 1's weights, not seed 2's
+    "seed=1": lambda cfg, probe: (
+        all(torch.equal(probe.initial[k], v) for k, v in _seeded_network(cfg, 1).items())
+        and not torch.equal(probe.initial["layers.1.weight"], _seeded_network(cfg, 2)["layers.1.weight"])
+    ),
+    # one cosine epoch: lr 1e-3 for every step of it, then eta_min
+    "scheduler=cosine": lambda cfg, probe: (
+        [type(s) for s in probe.schedulers] == [CosineAnnealingLR]
+        and probe.schedulers[0].T_max == 1
+        and probe.lrs == [1e-3] * 32
+        and probe.final_lr == 0.0
+    ),
+    "optimizer=sgd": lambda cfg, probe: type(probe.optimizer) is torch.optim.SGD,
+    # the momentum buffers exist only when momentum > 0
+    "optimizer.momentum=0.9": lambda cfg, probe: (
+        probe.optimizer.param_groups[0]["momentum"] == 0.9
+        and all("momentum_buffer" in state for state in probe.optimizer.state.values())
+    ),
+    "optimizer.nesterov=true": lambda cfg, probe: probe.optimizer.param_groups[0]["nesterov"] is True,
+}
+
+
+@pytest.mark.parametrize("knob", KNOBS)
+def test_the_model_and_data_knobs_of_the_issue_are_overrides(knobs_run, knob):
+    cfg, _, probe = knobs_run
+    assert KNOB_CHECKS[knob](cfg, probe), knob
+
+
+def test_the_knobs_run_learns_and_reports_what_it_logged(knobs_run):
+    cfg, metrics, probe = knobs_run
+    run = Path(cfg.paths.output_dir)
+    (logged,) = [float(r["test/acc"]) for r in csv.DictReader(open(run / "csv" / "metrics.csv")) if r.get("test/acc")]
+    assert metrics["test/acc"] == logged
     assert metrics["test/acc"] > 0.5  # 10 classes: chance is 0.1; one epoch learns the tiny bands
-    saved = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+    saved = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert saved["hyper_parameters"]["model"]["hidden"] == [64, 32]
     assert saved["state_dict"]["network.layers.1.weight"].shape == (64, 784)
 
