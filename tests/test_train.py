@@ -17,7 +17,7 @@ from mlplab.config.compose import compose_run_config
 from mlplab.eval import evaluate
 from mlplab.train import main, train
 from mlplab.utils.build import build_callbacks, build_datamodule, build_loggers, build_module, build_trainer
-from tests.conftest import make_idx_dataset, tiny_overrides
+from tests.conftest import PROBE, Probe, make_idx_dataset, tiny_overrides
 
 
 def test_fast_dev_run_goes_through_fit_and_test(compose_config, tiny_mnist):
@@ -68,35 +68,6 @@ def test_every_optimizer_and_scheduler_trains(compose_config, tiny_mnist, optimi
     assert torch.isfinite(torch.tensor(train(cfg)["test/loss"]))
 
 
-class Probe(L.Callback):
-    """Keeps what a run was built with and what it did, for a test to read after train(): the last one made."""
-
-    last: Probe | None = None
-
-    def __init__(self) -> None:
-        self.batch_sizes: list[int] = []
-        self.lrs: list[float] = []  # the learning rate of each training step
-        self.losses: list[float] = []  # and its loss
-        Probe.last = self
-
-    def on_train_start(self, trainer, pl_module):
-        self.initial = {name: value.detach().clone() for name, value in pl_module.network.state_dict().items()}
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self.batch_sizes.append(len(batch[1]))
-        self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.losses.append(float(outputs["loss"]))
-
-    def on_train_end(self, trainer, pl_module):
-        self.module, self.steps, self.epochs = pl_module, trainer.global_step, trainer.current_epoch
-        self.optimizer = trainer.optimizers[0]
-        self.schedulers = [config.scheduler for config in trainer.lr_scheduler_configs]
-        self.final_lr = self.optimizer.param_groups[0]["lr"]  # after the last scheduler step
-
-
-PROBE = "+callbacks.probe={_target_:tests.test_train.Probe}"
 KNOBS = [
     "model.hidden=[64,32]",
     "model.activation=gelu",
