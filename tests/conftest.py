@@ -114,7 +114,8 @@ class Probe(L.Callback):
     def on_train_end(self, trainer, pl_module):
         self.module, self.steps, self.epochs = pl_module, trainer.global_step, trainer.current_epoch
         self.optimizer = trainer.optimizers[0]
-        self.schedulers = [config.scheduler for config in trainer.lr_scheduler_configs]
+        self.scheduler_configs = trainer.lr_scheduler_configs
+        self.schedulers = [config.scheduler for config in self.scheduler_configs]
         self.final_lr = self.optimizer.param_groups[0]["lr"]  # after the last scheduler step
 
     def on_exception(self, trainer, pl_module, exception):

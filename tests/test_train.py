@@ -10,7 +10,7 @@ import lightning as L
 import pytest
 import torch
 from omegaconf import OmegaConf
-from torch.optim.lr_scheduler import CosineAnnealingLR
+from torch.optim.lr_scheduler import CosineAnnealingLR, OneCycleLR, ReduceLROnPlateau, StepLR
 from torch.overrides import TorchFunctionMode
 
 from mlplab.config.compose import compose_run_config
@@ -55,6 +55,22 @@ def test_same_seed_gives_the_same_metrics_and_another_seed_does_not(compose_conf
     assert runs[0]["test/loss"] != runs[2]["test/loss"]
 
 
+OPTIMIZERS = {"sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop, "adamw": torch.optim.AdamW}
+SCHEDULERS = {"cosine": CosineAnnealingLR, "step": StepLR, "onecycle": OneCycleLR, "plateau": ReduceLROnPlateau}
+
+
+def _one_cycle_lrs(max_lr: float, steps: int) -> list[float]:
+    """conf/scheduler/onecycle.yaml's schedule over a run of `steps` steps, step by step."""
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=max_lr)
+    schedule = OneCycleLR(optimizer, max_lr=max_lr, total_steps=steps, pct_start=0.25)
+    lrs = []
+    for _ in range(steps):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    return lrs
+
+
 @pytest.mark.parametrize("scheduler", ["cosine", "step", "onecycle", "plateau"])
 @pytest.mark.parametrize("optimizer", ["sgd", "rmsprop", "adamw"])
 def test_every_optimizer_and_scheduler_trains(compose_config, tiny_mnist, optimizer, scheduler):
@@ -64,8 +80,38 @@ def test_every_optimizer_and_scheduler_trains(compose_config, tiny_mnist, optimi
         f"scheduler={scheduler}",
         "trainer.max_epochs=1",
         "logger=none",
+        PROBE,
     )
     assert torch.isfinite(torch.tensor(train(cfg)["test/loss"]))
+    probe = Probe.last
+    # the configured classes, with the config's settings
+    assert type(probe.optimizer) is OPTIMIZERS[optimizer] and probe.optimizer.defaults["lr"] == 1e-3
+    [config] = probe.scheduler_configs
+    assert type(config.scheduler) is SCHEDULERS[scheduler]
+    assert config.interval == ("step" if scheduler == "onecycle" else "epoch")
+    # the learning rate of each of the 16 steps, and after the epoch's scheduler step
+    lr = 1e-3
+    expected = {
+        "cosine": ([lr] * 16, 0.0),  # T_max = max_epochs = 1: down to eta_min after the one epoch
+        "step": ([lr] * 16, lr),  # halved every 2 epochs
+        "onecycle": (_one_cycle_lrs(lr, 16), None),  # total_steps: the run's 16 steps
+        "plateau": ([lr] * 16, lr),  # halved after 1 epoch without improvement (patience 1): one epoch cannot
+    }[scheduler]
+    assert probe.lrs == pytest.approx(expected[0], rel=1e-12, abs=1e-15)
+    if scheduler == "onecycle":
+        assert probe.lrs[0] == pytest.approx(lr / 25) and max(probe.lrs) == pytest.approx(lr, rel=1e-3)
+        assert config.scheduler.total_steps == 16
+    else:
+        assert probe.final_lr == pytest.approx(expected[1], abs=1e-15)
+    if scheduler == "plateau":
+        assert (config.monitor, config.scheduler.mode, config.scheduler.factor, config.scheduler.patience) == (
+            "val/acc",
+            "max",
+            0.5,
+            1,
+        )
+    # and it learned: the last 4 steps' mean loss below the first 4's
+    assert len(probe.losses) == 16 and sum(probe.losses[-4:]) < sum(probe.losses[:4]), probe.losses
 
 
 KNOBS = [
