@@ -109,6 +109,26 @@ class ResumableCheckpoint(ModelCheckpoint):
             # the process exits with the shell's code for the signal (143 for SIGTERM, 130 for Ctrl-C)
             raise SIGTERMException(128 + (self._stop_signal or signal.SIGTERM))
 
+    # Lightning 2.6 writes last.ckpt only at a step where it also saves a top-k checkpoint, so after an epoch that
+    # did not improve the monitored metric last.ckpt was still the best epoch's. mlplab's last.ckpt is the last epoch
+    # (resuming a killed run, `ckpt_path=last`): saved after every validation (or training epoch without one).
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        self._save_last_if_skipped(trainer, at_train_epoch_end=False)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        self._save_last_if_skipped(trainer, at_train_epoch_end=True)
+
+    def _save_last_if_skipped(self, trainer: L.Trainer, at_train_epoch_end: bool) -> None:
+        # skipped when Lightning saved at this step already (its top-k and last.ckpt), in sanity checks, fast_dev_run
+        if (
+            self.save_last
+            and self._should_save_on_train_epoch_end(trainer) == at_train_epoch_end
+            and not self._should_skip_saving_checkpoint(trainer)
+        ):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore_handlers()
         super().on_train_end(trainer, pl_module)
