@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import sys
 from pathlib import Path
 
@@ -201,14 +202,38 @@ def test_the_knobs_run_learns_and_reports_what_it_logged(knobs_run):
     assert saved["state_dict"]["network.layers.1.weight"].shape == (64, 784)
 
 
+class WorseLastEpoch(L.Callback):
+    """Zeroes the network before the last epoch's validation: the best epoch is then an earlier one, not the last."""
+
+    def on_validation_start(self, trainer, pl_module):
+        if trainer.current_epoch == trainer.max_epochs - 1 and not trainer.sanity_checking:
+            with torch.no_grad():
+                for parameter in pl_module.network.parameters():
+                    parameter.zero_()
+
+
 def test_eval_of_the_best_checkpoint_reproduces_the_test_metrics(compose_config, tiny_mnist):
     data_dir, files = tiny_mnist
-    metrics = train(compose_config(*tiny_overrides(data_dir, files)))
-    best = next((Path(compose_config().paths.output_dir) / "checkpoints").glob("best-*.ckpt"))
-    eval_cfg = compose_config(f"ckpt_path={best}", f"paths.data_dir={data_dir}", "accelerator=cpu", config_name="eval")
-    evaluated = evaluate(eval_cfg)
-    assert evaluated["test/acc"] == pytest.approx(metrics["test/acc"])
-    assert evaluated["test/loss"] == pytest.approx(metrics["test/loss"], rel=1e-5)
+    worse = "+callbacks.worse={_target_:tests.test_train.WorseLastEpoch}"
+    metrics = train(compose_config(*tiny_overrides(data_dir, files), worse))
+    checkpoints = Path(compose_config().paths.output_dir) / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["best-epoch000.ckpt", "last.ckpt"]
+    assert metrics["val/acc_best"] > 0.5 > metrics["val/acc"]  # epoch 0 learned; the zeroed network guesses one class
+    # last.ckpt is the last epoch's (2 x 16 steps), though that epoch did not improve val/acc
+    assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == 32
+
+    def evaluate_checkpoint(name):
+        cfg = compose_config(
+            f"ckpt_path={checkpoints / name}", f"paths.data_dir={data_dir}", "accelerator=cpu", config_name="eval"
+        )
+        return evaluate(cfg)
+
+    best, last = evaluate_checkpoint("best-epoch000.ckpt"), evaluate_checkpoint("last.ckpt")
+    # train() tested the best checkpoint: eval of it gives the same numbers, eval of the last (zeroed) weights does not
+    assert best["test/acc"] == pytest.approx(metrics["test/acc"]) and metrics["test/acc"] > 0.5
+    assert best["test/loss"] == pytest.approx(metrics["test/loss"], rel=1e-5)
+    assert last["test/loss"] == pytest.approx(math.log(10), rel=1e-6)  # zero logits: uniform over 10 classes
+    assert last["test/acc"] < 0.5
 
 
 def test_a_2x2_sweep_runs_four_jobs_in_their_own_folders(tiny_mnist, tmp_path, monkeypatch):
