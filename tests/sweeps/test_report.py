@@ -120,6 +120,27 @@ def test_a_single_run_records_its_metrics_epochs_and_overrides(tiny_mnist, tmp_p
     assert 0 < record["wall_time_s"] and record["finished_at"] >= record["started_at"]
 
 
+def test_a_nan_loss_without_the_divergence_check_is_recorded_diverged(tiny_mnist, tmp_path, monkeypatch):
+    # no DivergedError: the check is switched off, so the run goes to its end with NaN weights
+    run_dir = tmp_path / "single"
+    run_main(
+        monkeypatch,
+        f"hydra.run.dir={run_dir}",
+        *tiny_overrides(*tiny_mnist),
+        "trainer.max_epochs=1",
+        "optimizer=sgd",
+        "lr=1e4",
+        "model.hidden=[32]",
+        "callbacks.divergence=null",
+        "logger=csv",
+    )
+    record = _strict_json(run_dir / RECORD_NAME)
+    assert (record["status"], record["error"], record["objective"]) == ("diverged", "a loss is NaN or infinite", None)
+    assert record["metrics"]["train/loss"] is None and record["epochs"] == 1  # NaN, written as JSON's null
+    rows = list(csv.DictReader(open(run_dir / "csv" / "metrics.csv")))
+    assert any(math.isnan(float(r["train/loss"])) for r in rows if r.get("train/loss"))  # it did train to NaN
+
+
 def _job(
     folder: Path,
     num: int,
