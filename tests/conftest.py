@@ -112,7 +112,12 @@ class Probe(L.Callback):
         self.losses.append(float(outputs["loss"]))
 
     def on_train_end(self, trainer, pl_module):
-        self.module, self.steps, self.epochs = pl_module, trainer.global_step, trainer.current_epoch
+        self.trainer, self.module, self.steps, self.epochs = (
+            trainer,
+            pl_module,
+            trainer.global_step,
+            trainer.current_epoch,
+        )
         self.optimizer = trainer.optimizers[0]
         self.scheduler_configs = trainer.lr_scheduler_configs
         self.schedulers = [config.scheduler for config in self.scheduler_configs]

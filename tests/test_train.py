@@ -50,6 +50,31 @@ def test_a_run_writes_its_config_metrics_and_checkpoints(compose_config, tiny_mn
     assert metrics["test/acc"] > 0.5  # the tiny classes are easy: a 2-epoch run learns them
 
 
+def test_a_linear_model_with_early_stopping_stops_when_val_acc_stalls(compose_config, tiny_mnist):
+    cfg = compose_config(
+        *tiny_overrides(*tiny_mnist),
+        "model=linear",
+        "callbacks=early_stopping",
+        "trainer.max_epochs=30",
+        "lr=1e-2",
+        "logger=csv",
+        PROBE,
+    )
+    metrics = train(cfg)
+    probe = Probe.last
+    # model=linear: no hidden layer, logistic regression
+    assert [type(m) for m in probe.module.network.layers] == [torch.nn.Flatten, torch.nn.Linear]
+    assert probe.module.network.sizes == [784, 10] and metrics["test/acc"] > 0.5
+    # callbacks=early_stopping: patience 3 on val/acc; it stopped 3 epochs after the best one, long before 30
+    rows = csv.DictReader(open(Path(cfg.paths.output_dir) / "csv" / "metrics.csv"))
+    accs = [float(r["val/acc"]) for r in rows if r.get("val/acc")]
+    best = accs.index(max(accs))
+    stopping = probe.trainer.early_stopping_callback
+    assert (stopping.monitor, stopping.mode, stopping.patience) == ("val/acc", "max", 3)
+    assert len(accs) == best + 4 == probe.epochs < 30, accs
+    assert metrics["epochs"] == best + 4  # what run_record.json records
+
+
 def test_same_seed_gives_the_same_metrics_and_another_seed_does_not(compose_config, tiny_mnist):
     runs = [train(compose_config(*tiny_overrides(*tiny_mnist), f"seed={seed}")) for seed in (1, 1, 2)]
     assert runs[0]["test/loss"] == runs[1]["test/loss"]
