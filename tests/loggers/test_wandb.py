@@ -211,7 +211,14 @@ def test_a_seed_sweep_is_browsable_in_one_wandb_folder_with_its_aggregated_summa
     assert set(runs) - {summary_name} == set(job_runs)
     assert {runs[name].id for name in job_runs} == {run.id for run in job_runs.values()}  # read through the links
     summary = runs[summary_name]
-    assert (summary.group, summary.exit_code) == ("sweep", 0)
+    assert (summary.group, summary.name, summary.exit_code, summary.state) == ("sweep", "sweep-summary", 0, "finished")
+    # its best job is the report's, with that job's best value and folder, and its picture is summary.png
+    best = summary.summary["best_job"]
+    assert f"Best job: #{best} " in (sweep_dir / "summary.md").read_text()
+    assert summary.summary["best_value"] == read_run_record(sweep_dir / str(best))["monitor"]["best"]
+    assert summary.summary["best_folder"] == str(sweep_dir / str(best))
+    plot = summary.path / "files" / summary.summary["sweep/summary_plot"]["path"]  # one image: its file, as a table's
+    assert plot.read_bytes() == (sweep_dir / "summary.png").read_bytes()
     dry_run = subprocess.run(
         [sys.executable, "-m", "wandb", "sync", "--dry-run", str(sweep_dir / "wandb")],
         capture_output=True,
