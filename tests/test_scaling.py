@@ -8,10 +8,13 @@ from __future__ import annotations
 import csv
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import lightning as L
 import optuna
 import pytest
 import torch
@@ -113,6 +116,51 @@ def test_ddp_inside_a_sweep_runs_each_job_once_in_its_own_folder_and_survives_a_
     assert all((job / "train_rank1.log").is_file() and not (job / "0").exists() for job in jobs)
     assert records[1]["metrics"]["test/acc"] > 0.5
     assert [r["status"] for r in csv.DictReader(open(sweep / "summary.csv"))] == ["diverged", "completed"]
+
+
+class KillRank(L.Callback):
+    """SIGKILLs global rank `rank` at its third training batch (in the run whose lr is `lr`, when one is given)."""
+
+    def __init__(self, rank: int = 1, lr: float | None = None) -> None:
+        self.rank, self.lr = rank, lr
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_rank == self.rank and batch_idx == 2 and self.lr in (None, pl_module.hparams["lr"]):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_a_ddp_rank_dying_stops_a_single_run_at_once(tiny_mnist, tmp_path):
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "src")}
+    kill = "+callbacks.kill={_target_:tests.test_scaling.KillRank,rank:1}"
+    args = [*short(*tiny_mnist), "accelerator=ddp_cpu", "trainer.max_epochs=20", kill, f"hydra.run.dir={run}"]
+    start = time.monotonic()
+    process = subprocess.run(
+        [sys.executable, "train.py", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    # no hang in a collective: rank 0's next gradient all-reduce fails at once (gloo) and the run is recorded failed,
+    # unless Lightning's watchdog (it polls the ranks every 5 s) saw rank 1 die first and killed the run outright
+    assert time.monotonic() - start < 120
+    status = read_run_record(run)["status"]
+    assert (process.returncode, status) in ((1, "failed"), (-signal.SIGKILL, "running")), process.stderr[-3000:]
+    assert not (run / "checkpoints" / "last.ckpt").exists()  # it died in the first of 20 epochs
+
+
+@pytest.mark.slow
+def test_a_ddp_rank_dying_in_a_sweep_fails_its_job_and_the_sweep_goes_on(tiny_mnist, tmp_path):
+    sweep = tmp_path / "sweep"
+    kill = "+callbacks.kill={_target_:tests.test_scaling.KillRank,rank:1,lr:0.001}"  # job 0's rank 1
+    run_train("-m", *short(*tiny_mnist), "accelerator=ddp_cpu", "lr=1e-3,1e-2", kill, f"hydra.sweep.dir={sweep}")
+    records = [read_run_record(job) for job in job_folders(sweep)]
+    assert [r["status"] for r in records] == ["failed", "completed"], [r["error"] for r in records]
+    assert records[1]["metrics"]["test/acc"] > 0.5  # the next job got a fresh process group and trained
+    assert [r["status"] for r in csv.DictReader(open(sweep / "summary.csv"))] == ["failed", "completed"]
 
 
 @pytest.mark.slow

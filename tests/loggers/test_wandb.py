@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import csv
+import hashlib
+import json
 import logging
 import math
 import os
@@ -99,6 +102,25 @@ def test_a_run_logs_its_config_metrics_and_pictures_to_wandb(compose_config, tin
         (folder / "images" / "weights" / f"first_layer_epoch00{e}.png").read_bytes() for e in (0, 1)
     ]
     assert files_containing(folder, FAKE_KEY) == []
+    assert run.artifacts == []  # logger.wandb.log_model=false, the default: checkpoints stay in the run folder
+
+
+def test_log_model_logs_the_best_and_last_checkpoints_as_artifacts(compose_config, tiny_mnist, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb-data"))  # where wandb stages artifact files
+    worse = "+callbacks.worse={_target_:tests.test_train.WorseLastEpoch}"  # best (epoch 0) != last (epoch 1)
+    train(compose_config(*tiny_overrides(*tiny_mnist), "callbacks=lean", "logger.wandb.log_model=true", worse))
+    checkpoints = tmp_path / "run" / "checkpoints"
+    (path,) = offline_runs(tmp_path / "run" / "wandb")
+    artifacts = OfflineRun(path).artifacts
+    # at the end of training, once each: the best checkpoint (aliases best and latest), then last.ckpt
+    assert [(a["type"], json.loads(a["metadata"])["original_filename"], set(a["aliases"])) for a in artifacts] == [
+        ("model", "best-epoch000.ckpt", {"best", "latest"}),  # in either order
+        ("model", "last.ckpt", {"latest"}),
+    ]
+    for artifact, name in zip(artifacts, ("best-epoch000.ckpt", "last.ckpt")):
+        [entry] = artifact["manifest"]["contents"]  # the checkpoint file itself, byte for byte (md5)
+        digest = base64.b64encode(hashlib.md5((checkpoints / name).read_bytes()).digest()).decode()
+        assert (entry["path"], entry["digest"]) == ("model.ckpt", digest)
 
 
 def test_each_sweep_job_is_its_own_wandb_run_and_the_sweep_one_group(tiny_mnist, tmp_path, monkeypatch):
@@ -211,7 +233,14 @@ def test_a_seed_sweep_is_browsable_in_one_wandb_folder_with_its_aggregated_summa
     assert set(runs) - {summary_name} == set(job_runs)
     assert {runs[name].id for name in job_runs} == {run.id for run in job_runs.values()}  # read through the links
     summary = runs[summary_name]
-    assert (summary.group, summary.exit_code) == ("sweep", 0)
+    assert (summary.group, summary.name, summary.exit_code, summary.state) == ("sweep", "sweep-summary", 0, "finished")
+    # its best job is the report's, with that job's best value and folder, and its picture is summary.png
+    best = summary.summary["best_job"]
+    assert f"Best job: #{best} " in (sweep_dir / "summary.md").read_text()
+    assert summary.summary["best_value"] == read_run_record(sweep_dir / str(best))["monitor"]["best"]
+    assert summary.summary["best_folder"] == str(sweep_dir / str(best))
+    plot = summary.path / "files" / summary.summary["sweep/summary_plot"]["path"]  # one image: its file, as a table's
+    assert plot.read_bytes() == (sweep_dir / "summary.png").read_bytes()
     dry_run = subprocess.run(
         [sys.executable, "-m", "wandb", "sync", "--dry-run", str(sweep_dir / "wandb")],
         capture_output=True,

@@ -1,13 +1,17 @@
 """What SupervisedModule logs, and when: epoch metrics averaged over the epoch, step metrics at the log steps."""
 
 import csv
+from functools import partial
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
+from torch import nn
 
 from mlplab.config.validation import validate_config
-from mlplab.models.module import StageMetrics
+from mlplab.models.mlp import MLP
+from mlplab.models.module import StageMetrics, SupervisedModule
 from mlplab.models.tasks import ClassificationTask
 from mlplab.train import train
 from mlplab.utils.build import build_datamodule, build_module
@@ -93,3 +97,49 @@ def test_compile_must_be_a_switch_or_options(compose_config, tiny_mnist, value):
 def test_bf16_autocast_trains_on_the_cpu(compose_config, tiny_mnist):
     cfg = compose_config(*tiny_overrides(*tiny_mnist), "trainer.precision=bf16-mixed", "trainer.max_epochs=1")
     assert torch.isfinite(torch.tensor(train(cfg)["test/loss"]))
+
+
+class HookNames(L.Callback):
+    """Notes the module's `_current_fx_name` in its hooks and logs from them (Lightning checks that name)."""
+
+    seen: list[tuple[str, str]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        HookNames.seen.append(("train", pl_module._current_fx_name))
+        pl_module.log("probe/train", 2.0, on_step=False, on_epoch=True)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        HookNames.seen.append(("val", pl_module._current_fx_name))
+        pl_module.log("probe/val", 1.0)
+
+
+def test_the_current_hook_name_is_stored_and_other_attributes_still_register(compose_config, tiny_mnist, monkeypatch):
+    # SupervisedModule.__setattr__ stores `_current_fx_name` without nn.Module's registries: Lightning reads it back
+    module = SupervisedModule(MLP(784, 10, hidden=[8]), ClassificationTask(10), partial(torch.optim.SGD, lr=0.1))
+    module._current_fx_name = "training_step"
+    assert module._current_fx_name == "training_step" and vars(module)["_current_fx_name"] == "training_step"
+    module._current_fx_name = None
+    assert module._current_fx_name is None
+    # anything else goes through nn.Module: submodules and parameters are registered, trained and saved
+    module.head = nn.Linear(10, 2)
+    module.scale = nn.Parameter(torch.ones(3))
+    assert module._modules["head"] is module.head and module._parameters["scale"] is module.scale
+    assert {"head.weight", "head.bias", "scale"} <= module.state_dict().keys()
+    assert any(p is module.scale for p in module.parameters()) and "head" not in vars(module)
+    with pytest.raises(TypeError, match="cannot assign"):  # nn.Module's own check still runs
+        module.scale = torch.zeros(3)
+
+    # in a real run, steps and callbacks log through the hook name Lightning set
+    monkeypatch.setattr(HookNames, "seen", [])
+    cfg = compose_config(
+        *tiny_overrides(*tiny_mnist),
+        "trainer.max_epochs=1",
+        "model.hidden=[8]",
+        "logger=csv",
+        "+callbacks.hook_names={_target_:tests.models.test_module_logging.HookNames}",
+    )
+    metrics = train(cfg)
+    assert set(HookNames.seen) == {("train", "on_train_batch_end"), ("val", "on_validation_batch_end")}
+    assert len(HookNames.seen) == 16 + 2  # 16 training batches, 100 validation images in batches of 64
+    assert metrics["probe/train"] == 2.0 and metrics["probe/val"] == 1.0
+    assert len([r for r in _rows(cfg) if r.get("train/loss")]) == 16  # the module's own self.log in training_step

@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -119,6 +120,27 @@ def test_a_single_run_records_its_metrics_epochs_and_overrides(tiny_mnist, tmp_p
     assert 0 < record["wall_time_s"] and record["finished_at"] >= record["started_at"]
 
 
+def test_a_nan_loss_without_the_divergence_check_is_recorded_diverged(tiny_mnist, tmp_path, monkeypatch):
+    # no DivergedError: the check is switched off, so the run goes to its end with NaN weights
+    run_dir = tmp_path / "single"
+    run_main(
+        monkeypatch,
+        f"hydra.run.dir={run_dir}",
+        *tiny_overrides(*tiny_mnist),
+        "trainer.max_epochs=1",
+        "optimizer=sgd",
+        "lr=1e4",
+        "model.hidden=[32]",
+        "callbacks.divergence=null",
+        "logger=csv",
+    )
+    record = _strict_json(run_dir / RECORD_NAME)
+    assert (record["status"], record["error"], record["objective"]) == ("diverged", "a loss is NaN or infinite", None)
+    assert record["metrics"]["train/loss"] is None and record["epochs"] == 1  # NaN, written as JSON's null
+    rows = list(csv.DictReader(open(run_dir / "csv" / "metrics.csv")))
+    assert any(math.isnan(float(r["train/loss"])) for r in rows if r.get("train/loss"))  # it did train to NaN
+
+
 def _job(
     folder: Path,
     num: int,
@@ -213,6 +235,22 @@ def test_run_records_are_standard_json_and_a_failed_write_keeps_the_old_record(c
         recorder.completed({"train/loss": math.nan, "val/acc": 0.5, "epochs": 1})
     assert path.read_text() == running and [p.name for p in path.parent.iterdir()] == [RECORD_NAME]  # no temporary left
     monkeypatch.undo()
+
+    # killed mid-write: a child process may write 200 bytes, and the kernel kills it (SIGXFSZ) as it writes more
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            signal.signal(signal.SIGXFSZ, signal.SIG_DFL)  # Python ignores it (a write then fails instead): a kill
+            resource.setrlimit(resource.RLIMIT_FSIZE, (200, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+            recorder.completed({"val/acc": 0.5, "epochs": 1})
+        finally:
+            os._exit(0)  # not reached when the write was killed
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGXFSZ
+    assert path.read_text() == running  # the previous record, whole
+    [partial] = [p for p in path.parent.iterdir() if p.name != RECORD_NAME]  # what the kill cut short
+    assert partial.stat().st_size == 200 and '"status": "completed"' in partial.read_text()
+    partial.unlink()
 
     assert recorder.completed({"train/loss": math.nan, "val/loss": math.inf, "val/acc": 0.5, "epochs": 1}) == -math.inf
     record = _strict_json(path)

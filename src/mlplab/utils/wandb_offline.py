@@ -93,6 +93,11 @@ class OfflineRun:
         """The logged rows, each a flat dict of metric -> value."""
         return [r["history"]["item"] for r in self.records if r.get("type") == "history"]
 
+    @property
+    def artifacts(self) -> list[dict[str, Any]]:
+        """The artifacts the run logged, in order: each with its name, type, aliases, metadata and manifest."""
+        return [r["artifact"] for r in self.records if r.get("type") == "artifact"]
+
     def table(self, key: str) -> tuple[list[str], list[list[Any]]]:
         """(columns, rows) of the W&B table last logged under `key`, from the file the run keeps it in."""
         table = json.loads((self.path / "files" / self.summary[key]["path"]).read_text())
