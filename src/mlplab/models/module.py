@@ -181,10 +181,16 @@ class SupervisedModule(L.LightningModule):
         optimizer = self.optimizer_factory(self.parameters())
         if self.scheduler_config is None:
             return optimizer
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": self.lr_scheduler(optimizer, self.trainer.estimated_stepping_batches),
-        }
+        # estimated_stepping_batches loads the training data early, before a resumed run restores where its epoch
+        # stood in the data: ask only when the schedule needs the step count
+        total_steps = self.trainer.estimated_stepping_batches if self.schedule_needs_total_steps else 0
+        return {"optimizer": optimizer, "lr_scheduler": self.lr_scheduler(optimizer, total_steps)}
+
+    @property
+    def schedule_needs_total_steps(self) -> bool:
+        """Whether the scheduler config leaves `total_steps` null for the run's step count to fill (OneCycleLR)."""
+        make_scheduler = self.scheduler_config["scheduler"] if self.scheduler_config else None
+        return isinstance(make_scheduler, partial) and make_scheduler.keywords.get("total_steps", 0) is None
 
     def lr_scheduler(self, optimizer: torch.optim.Optimizer, total_steps: float | int) -> dict[str, Any]:
         """Lightning's lr_scheduler dict for `optimizer`; `total_steps` (the run's optimizer steps) fills a null
@@ -192,8 +198,7 @@ class SupervisedModule(L.LightningModule):
         if self.scheduler_config is None:
             raise ValueError("this module has no scheduler (scheduler=none)")
         make_scheduler = self.scheduler_config["scheduler"]
-        # the step count depends on the data and trainer: a config leaves `total_steps` null to get it
-        if isinstance(make_scheduler, partial) and make_scheduler.keywords.get("total_steps", 0) is None:
+        if self.schedule_needs_total_steps:  # the step count depends on the data and trainer
             make_scheduler = partial(make_scheduler, total_steps=int(total_steps))
         return {**self.scheduler_config, "scheduler": make_scheduler(optimizer)}
 
