@@ -70,9 +70,12 @@ def _run(compose_config, tmp_path, name, *overrides):
     return {key: value for key, value in train(cfg).items() if not key.startswith("time/")}
 
 
-def test_interrupted_runs_resume_to_exactly_the_metrics_of_an_uninterrupted_one(compose_config, tiny_mnist, tmp_path):
+@pytest.mark.parametrize("scheduler", ["cosine", "onecycle"])  # onecycle: its total_steps loads the data early
+def test_interrupted_runs_resume_to_exactly_the_metrics_of_an_uninterrupted_one(
+    compose_config, tiny_mnist, tmp_path, scheduler
+):
     # monitor the *lowest* accuracy: the best checkpoint is then one from before the interruption, in the old folder
-    overrides = _overrides(tiny_mnist, "monitor.mode=min")
+    overrides = _overrides(tiny_mnist, "monitor.mode=min", f"scheduler={scheduler}")
     uninterrupted = _run(compose_config, tmp_path, "uninterrupted", *overrides)
     interruptions = {  # name: (epoch, batch after which the signal comes, signal)
         "sigterm_mid_epoch": (1, 5, signal.SIGTERM),  # what SLURM sends before it kills a job (Ctrl-C: the same path)
