@@ -56,7 +56,7 @@ class SweepMismatchError(ConfigError):
 
 def sweep_resume_command(sweep_dir: str | Path) -> str:
     """The shell command that resumes the sweep in `sweep_dir`: its own overrides, its jobs in their folders."""
-    from mlplab.utils.resume import hydra_value
+    from mlplab.utils.overrides import hydra_value
 
     return f"python train.py -m {shlex.quote('sweep_resume=' + hydra_value(str(Path(sweep_dir).resolve())))}"
 
@@ -91,7 +91,7 @@ def sweep_resume_arguments(argv: Sequence[str]) -> list[str]:
         for o in [*saved.task, *saved.hydra]
         if _key(str(o)) not in given and _key(str(o)) not in ("hydra.sweep.dir", "hydra.mode")
     ]
-    from mlplab.utils.resume import hydra_value
+    from mlplab.utils.overrides import hydra_value
 
     return [*argv, *kept, f"hydra.sweep.dir={hydra_value(str(folder))}"]
 

@@ -9,7 +9,6 @@ The new run's `.hydra/overrides.yaml` then holds the whole run, so resuming it a
 
 from __future__ import annotations
 
-import re
 import shlex
 import tempfile
 from collections.abc import Sequence
@@ -29,19 +28,13 @@ from mlplab.utils.checkpoints import (
     resolve_ckpt_path,
     run_folder_of,
 )
+from mlplab.utils.overrides import hydra_value
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
 
 
 def _is_override(argument: str) -> bool:
     return not argument.startswith("-") and ("=" in argument or argument.startswith("~"))
-
-
-def hydra_value(text: str) -> str:
-    """`text` as a Hydra override value: as it is when plain, else single-quoted."""
-    if re.fullmatch(r"[\w./+@:-]+", text):
-        return text
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def resume_command(run_folder: str | Path) -> str:
