@@ -139,7 +139,7 @@ def test_a_housing_csv_gets_the_modules_predictions_on_its_prepared_test_rows(ho
     run_dir, cfg, statlib_file = housing_run
     datamodule, outputs, _ = _module_outputs(run_dir, cfg)
     checkpoint = torch.load(next((run_dir / "checkpoints").glob("best-*.ckpt")), weights_only=True)
-    assert torch.equal(checkpoint["HousingDataModule"]["feature_mean"], datamodule.feature_mean)
+    assert torch.equal(checkpoint["HousingDataModule"]["feature_mean"], datamodule.feature_transform.mean)
 
     raw, _ = features_from_statlib(read_statlib(statlib_file))
     prepared = datamodule.prepare_inputs(torch.from_numpy(raw))

@@ -46,6 +46,10 @@ CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os
             ["data=housing", "data.val_fraction=0.5", "data.test_fraction=0.5"],
             "data.val_fraction + data.test_fraction=1.0 is invalid: the held-out shares must sum below 1",
         ),
+        (
+            ["data=housing", "data.feature_transform=log"],
+            "data.feature_transform='log' is invalid: valid: standard, quantile",
+        ),
         (["data.val_size=60000"], "data.val_size=60000 is invalid: must be below 60000, the number of training images"),
         (["model.hidden=300"], "model.hidden=300 is invalid: must be a list of layer widths >= 1"),
         (["trainer.max_epochs=abc"], "trainer.max_epochs='abc' is invalid: must be an integer >= 1, or -1"),

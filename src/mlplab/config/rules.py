@@ -12,6 +12,7 @@ from typing import Any, Literal
 import torch
 
 from mlplab.config.types import describe
+from mlplab.data.features import FEATURE_TRANSFORMS
 from mlplab.models.mlp import ACTIVATIONS, INITS, NORMS
 from mlplab.utils.errors import ConfigError
 
@@ -163,6 +164,7 @@ RULES: dict[str, Rule] = {
     "data.val_size": at_least(1),
     "data.*_fraction": interval(0, 1, low_open=True, what="a share"),
     "data.sources": typed(list),
+    "data.feature_transform": one_of(*FEATURE_TRANSFORMS, type=str),
     "data.sources.*.timeout": interval(0, None, low_open=True),
     # the Trainer
     "trainer.max_epochs": at_least(1, also=(-1,), null="1000, Lightning's default"),

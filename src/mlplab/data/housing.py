@@ -16,6 +16,7 @@ import joblib
 import numpy as np
 import torch
 
+from mlplab.data.features import FEATURE_TRANSFORMS
 from mlplab.data.sources import DataUnavailableError, Source, SourceError, fetch_verified
 from mlplab.data.splits import PoolSplit, seeded_order
 from mlplab.data.tensor_datamodule import Split, TensorDataModule
@@ -139,8 +140,8 @@ class StatLibFile:
 
 
 class HousingDataModule(TensorDataModule):
-    """California housing regression: a seeded train/val/test split, features standardised with the
-    training split's statistics, the target in units of 100,000 USD.
+    """California housing regression: a seeded train/val/test split, features transformed with the
+    training split's statistics (standardised, or quantile-normalised), the target in units of 100,000 USD.
 
     Args:
         data_dir: root of the data cache; the verified StatLib file lives in `<data_dir>/california_housing/`.
@@ -150,6 +151,8 @@ class HousingDataModule(TensorDataModule):
         folds, fold: k-fold cross-validation: the rows that are not test rows in `folds` folds, fold `fold`
             validating (val_fraction is then moot); None, None: the fixed split.
         md5: of the StatLib file; defaults to the official one.
+        feature_transform: "standard" (mean 0, std 1) or "quantile" (each feature mapped to a standard normal
+            through its training quantiles; mlplab.data.features), fitted on the training rows only.
     """
 
     name = "california_housing"
@@ -169,6 +172,7 @@ class HousingDataModule(TensorDataModule):
         md5: str = STATLIB_MD5,
         folds: int | None = None,
         fold: int | None = None,
+        feature_transform: str = "standard",
     ) -> None:
         super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, seed=seed)
         self.folder = Path(data_dir) / self.name
@@ -178,8 +182,9 @@ class HousingDataModule(TensorDataModule):
         self.split_seed = split_seed
         self.pool_split = PoolSplit(folds=folds, fold=fold, seed=split_seed)
         self.md5 = md5
-        self.feature_mean: torch.Tensor | None = None
-        self.feature_std: torch.Tensor | None = None
+        self.feature_transform = FEATURE_TRANSFORMS[
+            feature_transform
+        ]()  # the names are checked with the config (mlplab.config)
 
     @property
     def data_file(self) -> Path:
@@ -206,10 +211,7 @@ class HousingDataModule(TensorDataModule):
         test_idx, pool = order[:n_test], order[n_test:]  # the test rows are the same whatever the pool's split
         train_idx, val_idx = self.pool_split.split(pool, n_val)
         x, y = torch.from_numpy(features), torch.from_numpy(target)
-        # statistics of the training rows only: validation and test stay unseen
-        self.feature_mean = x[train_idx].mean(dim=0)
-        std = x[train_idx].std(dim=0)
-        self.feature_std = torch.where(std > 0, std, torch.ones_like(std))  # a constant feature stays 0, not NaN
+        self.feature_transform.fit(x[train_idx])  # the training rows only: validation and test stay unseen
         x, y = self.prepare_inputs(x), y.float()
         return {
             "train": (x[train_idx], y[train_idx]),
@@ -218,17 +220,14 @@ class HousingDataModule(TensorDataModule):
         }
 
     def prepare_inputs(self, raw: torch.Tensor) -> torch.Tensor:
-        """Raw feature rows (N, 8), columns in FEATURE_NAMES' order, standardised with the training split's statistics."""
-        if self.feature_mean is None or self.feature_std is None:
+        """Raw feature rows (N, 8), columns in FEATURE_NAMES' order, transformed with the training split's statistics."""
+        if not self.feature_transform.fitted:
             raise RuntimeError("California housing: no feature statistics yet: call setup() or load_state_dict() first")
-        return ((raw.double() - self.feature_mean) / self.feature_std).float()
+        return self.feature_transform(raw)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """The training split's feature statistics, kept in checkpoints: predict.py standardises new rows with them."""
-        if self.feature_mean is None or self.feature_std is None:
-            return {}
-        return {"feature_mean": self.feature_mean, "feature_std": self.feature_std}
+        """The training split's feature statistics, kept in checkpoints: predict.py transforms new rows with them."""
+        return self.feature_transform.state_dict()
 
     def load_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
-        self.feature_mean = state_dict["feature_mean"].double()
-        self.feature_std = state_dict["feature_std"].double()
+        self.feature_transform.load_state_dict(state_dict)
