@@ -18,6 +18,7 @@ from mlplab.eval import evaluate
 from mlplab.run_record import read_run_record
 from mlplab.utils.wandb_offline import OfflineRun, offline_runs
 from tests.conftest import tiny_overrides
+from tests.statlib import housing_overrides, make_statlib_file
 from tests.test_scaling import job_folders, run_train
 
 DIVERGING_LR = 1e4  # SGD at this lr overflows within a few steps
@@ -162,3 +163,30 @@ def test_a_stack_stopped_by_sigterm_saves_every_members_last_ckpt_and_a_rerun_re
     assert [(r["status"], r["epochs"]) for r in records] == [("completed", 20)] * 2
     for job in job_folders(sweep):
         assert f"resuming from {job / 'checkpoints' / 'last.ckpt'}" in (job / "train.log").read_text()
+
+
+@pytest.mark.parametrize("transform", ["standard", "quantile"])
+def test_every_member_of_a_housing_stack_keeps_the_feature_statistics_in_its_checkpoints(tmp_path, transform):
+    # the members share the first member's loaded splits; what it fitted on them must reach every member's
+    # checkpoint, or testing a member's best checkpoint (and eval.py, predict.py) has no statistics to restore
+    file_md5 = make_statlib_file(tmp_path / "mirror", n=300)
+    folder = tmp_path / "sweep"
+    run_train(
+        "-m",
+        *housing_overrides(tmp_path / "data", tmp_path / "mirror", file_md5),
+        f"data.feature_transform={transform}",
+        "baselines=false",
+        "logger=csv",
+        "callbacks=lean",
+        "torch_threads=1",
+        "lr=1e-3,3e-3",
+        "hydra/launcher=stacked",
+        f"hydra.sweep.dir={folder}",
+    )
+    states = []
+    for job in job_folders(folder):
+        assert read_run_record(job)["status"] == "completed", job
+        (best,) = (job / "checkpoints").glob("best-*.ckpt")
+        states.append(torch.load(best, weights_only=True)["HousingDataModule"])
+    assert len(states) == 2 and states[0].keys() == states[1].keys() and len(states[0]) == 2
+    assert all(torch.equal(states[0][key], states[1][key]) for key in states[0])

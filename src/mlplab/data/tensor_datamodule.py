@@ -55,6 +55,13 @@ class TensorDataModule(L.LightningDataModule):
         if not self.splits:
             self.splits = self.load_splits()
 
+    def share_data_of(self, other: TensorDataModule) -> None:
+        """Use `other`'s loaded splits (a data module of the same data config) instead of reading them again,
+        with what `other` fitted on its training split (feature statistics: its state)."""
+        other.setup()
+        self.splits, self._on_device = other.splits, other._on_device
+        self.load_state_dict(other.state_dict())
+
     def train_dataloader(self) -> TensorBatches:
         # overfitting means the same few batches every epoch: no shuffling then
         overfitting = bool(self.trainer and self.trainer.overfit_batches)

@@ -116,7 +116,7 @@ def start_member(job_cfg: DictConfig, num: int, shared: TensorDataModule | None)
     start_run(cfg)  # validates, seeds with the member's seed
     datamodule = build_datamodule(cfg)
     if shared is not None:
-        datamodule.splits, datamodule._on_device = shared.splits, shared._on_device
+        datamodule.share_data_of(shared)
     with stops.in_phase("data"):
         check_data_fits(cfg, datamodule)
     module = build_module(cfg, datamodule)  # the member's initial weights: exactly its single run's
