@@ -182,9 +182,8 @@ class HousingDataModule(TensorDataModule):
         self.split_seed = split_seed
         self.pool_split = PoolSplit(folds=folds, fold=fold, seed=split_seed)
         self.md5 = md5
-        self.feature_transform = FEATURE_TRANSFORMS[
-            feature_transform
-        ]()  # the names are checked with the config (mlplab.config)
+        # the name is checked with the config (mlplab.config.rules)
+        self.feature_transform = FEATURE_TRANSFORMS[feature_transform]()
 
     @property
     def data_file(self) -> Path:
