@@ -87,6 +87,7 @@ CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os
             f"trainer.devices={CORES + 1} is invalid: cpu has {CORES} device(s) here: use a count from 1 to {CORES}",
         ),
         (["accelerator=cpu", "trainer.devices=0"], "trainer.devices=0 is invalid"),
+        (["model.input_dropout=1.0"], "model.input_dropout=1.0 is invalid"),
         (["matmul_precision=tf32"], "matmul_precision='tf32' is invalid: valid: highest, high, medium"),
         (
             ["accelerator=cpu", f"trainer.devices=[0,{CORES}]"],

@@ -48,3 +48,17 @@ def test_inits_give_the_intended_weight_statistics():
     bound = (5 / 3) * (6 / 2000) ** 0.5
     assert xavier.abs().max().item() <= bound + 1e-6
     assert all((layer.bias == 0).all() for layer in MLP(10, 2, hidden=[5]).linears)
+
+
+def test_input_dropout_drops_input_features_in_training_only():
+    model = MLP(100, 1, hidden=[8], input_dropout=0.5)
+    assert [type(m) for m in model.layers][:3] == [nn.Flatten, nn.Dropout, nn.Linear]
+    dropout = model.layers[1]
+    x = torch.ones(20, 100)
+    model.train()
+    dropped = dropout(x)
+    assert 0.3 < (dropped == 0).float().mean().item() < 0.7  # about half the inputs zeroed...
+    assert set(dropped.unique().tolist()) == {0.0, 2.0}  # ...and the rest scaled by 1 / (1 - p)
+    model.eval()
+    assert torch.equal(dropout(x), x)
+    assert nn.Dropout not in [type(m) for m in MLP(100, 1, hidden=[8]).layers]

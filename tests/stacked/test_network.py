@@ -46,3 +46,17 @@ def test_one_members_nan_stays_in_its_own_gradients():
 def test_members_of_different_shapes_are_refused():
     with pytest.raises(ValueError, match="members differ"):
         StackedMLP([MLP(784, 10, hidden=(32,)), MLP(784, 10, hidden=(16,))])
+
+
+def test_input_and_hidden_dropout_stack_and_are_off_in_eval():
+    networks = members([1, 2], input_dropout=0.2, dropout=0.4)
+    stacked = StackedMLP(networks)
+    assert (stacked.input_dropout, stacked.dropout) == (0.2, 0.4)
+    x = torch.randn(2, 8, 784)
+    stacked.eval()
+    for i, network in enumerate(networks):
+        torch.testing.assert_close(stacked(x)[i], network.eval()(x[i]), rtol=1e-5, atol=1e-6)
+    stacked.train()
+    assert not torch.equal(stacked(x), stacked(x))  # dropout draws anew in training
+    only_input = StackedMLP(members([1], input_dropout=0.3))
+    assert (only_input.input_dropout, only_input.dropout) == (0.3, 0.0)

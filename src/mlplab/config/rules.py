@@ -148,6 +148,7 @@ RULES: dict[str, Rule] = {
         "must be a list of layer widths >= 1, or [] for a linear model", lambda v: all(h >= 1 for h in v)
     ),
     "model.dropout": interval(0, 1),
+    "model.input_dropout": interval(0, 1),
     "model.activation": one_of(*ACTIVATIONS),
     "model.norm": one_of(*NORMS),
     "model.init": one_of(*INITS),

@@ -43,7 +43,7 @@ def count_parameters(network: nn.Module) -> int:
 
 
 class MLP(nn.Module):
-    """Flatten the input, then `hidden` blocks of Linear -> [norm] -> activation -> [dropout], then Linear.
+    """Flatten the input, [input dropout], then `hidden` blocks of Linear -> [norm] -> activation -> [dropout], then Linear.
 
     An empty `hidden` gives a linear model (logistic or linear regression). Values are checked where the config
     is (mlplab.config.rules), before anything is built.
@@ -56,6 +56,7 @@ class MLP(nn.Module):
         hidden: Sequence[int] = (300, 300),
         activation: str = "relu",
         dropout: float = 0.0,
+        input_dropout: float = 0.0,
         norm: str | None = None,
         init: str = "kaiming",
         init_std: float = 0.02,
@@ -66,6 +67,9 @@ class MLP(nn.Module):
         self.init_std = init_std
 
         layers: list[nn.Module] = [nn.Flatten()]
+        if input_dropout > 0:
+            # drops input features (pixels) as Srivastava et al. (2014) do for MNIST: 0.2 with 0.5 in the hidden layers
+            layers.append(nn.Dropout(input_dropout))
         width = input_size
         for h in hidden:
             layers.append(nn.Linear(width, h))

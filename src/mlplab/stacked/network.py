@@ -16,7 +16,8 @@ class StackedMLP(nn.Module):
 
     Built from the members' own MLPs (each initialised as its single run would be), so member i starts with
     exactly its single run's weights; `member_state(i)` gives them back in the MLP's own state_dict layout.
-    Only what the MLP does without per-sample statistics stacks: Linear, activation, dropout (grouping refuses norms).
+    Only what the MLP does without per-sample statistics stacks: Linear, activation, input and hidden dropout
+    (grouping refuses norms).
     """
 
     def __init__(self, networks: Sequence[MLP]) -> None:
@@ -27,8 +28,10 @@ class StackedMLP(nn.Module):
                 raise ValueError(f"members differ: sizes {network.sizes} vs {first.sizes}")
         # the MLP's Sequential indices of its Linear layers: member_state names them as the MLP does
         self.linear_names = [name for name, m in first.layers.named_children() if isinstance(m, nn.Linear)]
-        dropouts = [m.p for m in first.layers if isinstance(m, nn.Dropout)]
-        self.dropout = dropouts[0] if dropouts else 0.0
+        first_linear = int(self.linear_names[0])
+        dropouts = [(int(k), m.p) for k, m in first.layers.named_children() if isinstance(m, nn.Dropout)]
+        self.input_dropout = next((p for k, p in dropouts if k < first_linear), 0.0)
+        self.dropout = next((p for k, p in dropouts if k > first_linear), 0.0)
         self.activation = ACTIVATIONS[first.activation]()
         # weights kept as nn.Linear keeps them, (out, in) per member: the same matmul layout as the single run
         self.weights = nn.ParameterList(
@@ -46,6 +49,8 @@ class StackedMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x.flatten(2)
+        if self.input_dropout > 0:
+            h = F.dropout(h, self.input_dropout, self.training)
         last = len(self.weights) - 1
         for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
             h = torch.baddbmm(bias, h, weight.transpose(1, 2))
