@@ -88,6 +88,8 @@ CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os
         ),
         (["accelerator=cpu", "trainer.devices=0"], "trainer.devices=0 is invalid"),
         (["model.input_dropout=1.0"], "model.input_dropout=1.0 is invalid"),
+        (["data.label_smoothing=-0.1"], "data.label_smoothing=-0.1 is invalid"),
+        (["data.max_shift=-1"], "data.max_shift=-1 is invalid"),
         (["matmul_precision=tf32"], "matmul_precision='tf32' is invalid: valid: highest, high, medium"),
         (
             ["accelerator=cpu", f"trainer.devices=[0,{CORES}]"],

@@ -163,6 +163,8 @@ RULES: dict[str, Rule] = {
     "data.batch_size": at_least(1),
     "data.eval_batch_size": at_least(1),
     "data.val_size": at_least(1),
+    "data.label_smoothing": interval(0, 1),
+    "data.max_shift": at_least(0),
     "data.*_fraction": interval(0, 1, low_open=True, what="a share"),
     "data.sources": typed(list),
     "data.feature_transform": one_of(*FEATURE_TRANSFORMS, type=str),

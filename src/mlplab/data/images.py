@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from mlplab.data.augment import random_shift
 from mlplab.data.idx import read_idx
 from mlplab.data.sources import Source, fetch_verified
 from mlplab.data.splits import PoolSplit, seeded_order
@@ -55,6 +56,8 @@ class IDXImageDataModule(TensorDataModule):
         std: float | None = None,
         folds: int | None = None,
         fold: int | None = None,
+        label_smoothing: float = 0.0,
+        max_shift: int = 0,
     ) -> None:
         super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, seed=seed)
         self.raw_dir = Path(data_dir) / self.name / "raw"
@@ -65,6 +68,10 @@ class IDXImageDataModule(TensorDataModule):
         self.files = dict(files or self.official_files)
         self.mean = mean if mean is not None else self.default_mean
         self.std = std if std is not None else self.default_std
+        self.label_smoothing = label_smoothing
+        if not 0 <= max_shift < min(self.image_shape):
+            raise ValueError(f"max_shift={max_shift} must be in [0, {min(self.image_shape)}) pixels")
+        self.max_shift = max_shift
 
     @property
     def input_size(self) -> int:
@@ -72,7 +79,7 @@ class IDXImageDataModule(TensorDataModule):
 
     @property
     def task(self) -> ClassificationTask:
-        return ClassificationTask(len(self.class_names), self.class_names)
+        return ClassificationTask(len(self.class_names), self.class_names, label_smoothing=self.label_smoothing)
 
     def prepare_data(self) -> None:
         fetch_verified(self.raw_dir, self.files, self.sources, what=self.name)
@@ -102,6 +109,10 @@ class IDXImageDataModule(TensorDataModule):
     def to_device(self, x: torch.Tensor, device: torch.device) -> torch.Tensor:
         # uint8 travels (4x smaller); the float conversion happens once, on the device
         return self.prepare_inputs(x.to(device))
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        # a black pixel, normalised, fills the border a shift uncovers
+        return random_shift(x, self.image_shape, self.max_shift, fill=-self.mean / self.std)
 
     def state_dict(self) -> dict[str, float]:
         """The normalisation, kept in checkpoints: predict.py prepares new images without the training data."""

@@ -50,6 +50,11 @@ class TensorDataModule(L.LightningDataModule):
         """Turn stored features into the network's input on `device` (images: uint8 -> normalised float)."""
         return x.to(device)
 
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        """A training batch's inputs as the network sees them, drawn afresh each step (none by default); the
+        stacked fit calls it too."""
+        return x
+
     # the Lightning hooks
     def setup(self, stage: str | None = None) -> None:
         if not self.splits:
@@ -61,6 +66,12 @@ class TensorDataModule(L.LightningDataModule):
         other.setup()
         self.splits, self._on_device = other.splits, other._on_device
         self.load_state_dict(other.state_dict())
+
+    def on_after_batch_transfer(self, batch: Split, dataloader_idx: int) -> Split:
+        if self.trainer is not None and self.trainer.training:  # evaluation sees the data as it is
+            x, y = batch
+            return self.augment(x), y
+        return batch
 
     def train_dataloader(self) -> TensorBatches:
         # overfitting means the same few batches every epoch: no shuffling then

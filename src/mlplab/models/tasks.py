@@ -33,17 +33,22 @@ class Task:
 
 
 class ClassificationTask(Task):
-    """Cross-entropy over `num_classes` logits; accuracy."""
+    """Cross-entropy over `num_classes` logits (with `label_smoothing`, Szegedy et al. 2016); accuracy."""
 
-    def __init__(self, num_classes: int, class_names: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, num_classes: int, class_names: Sequence[str] | None = None, label_smoothing: float = 0.0
+    ) -> None:
         if num_classes < 2:
             raise ValueError(f"num_classes={num_classes} must be >= 2")
+        if not 0 <= label_smoothing < 1:
+            raise ValueError(f"label_smoothing={label_smoothing} must be in [0, 1)")
+        self.label_smoothing = label_smoothing
         self.num_classes = num_classes
         self.output_size = num_classes
         self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(output, target)
+        return F.cross_entropy(output, target, label_smoothing=self.label_smoothing)
 
     def metrics(self) -> dict[str, Metric]:
         # labels are checked when the data is loaded; this check would sync with the GPU (torch.unique) at each update

@@ -119,7 +119,7 @@ class StackTrainer:
         for b, batch in enumerate(batches):
             flat = batch.reshape(-1)
             size = batch.shape[1]
-            x = self.x.index_select(0, flat).view(n_members, size, *self.x.shape[1:])
+            x = self.datamodule.augment(self.x.index_select(0, flat)).view(n_members, size, *self.x.shape[1:])
             y = self.y.index_select(0, flat).view(n_members, size, *self.y.shape[1:])
             output = self.network(x)
             losses = self.loss(output, y)
