@@ -18,7 +18,7 @@ $(INSTALLED): pyproject.toml
 install: $(INSTALLED) ## create .venv and install mlplab with its dependencies
 
 train: $(INSTALLED) ## get MNIST and train the default experiment (extra overrides: make train ARGS="lr=1e-2")
-	$(PY) train.py experiment=mnist_mlp $(ARGS)
+	$(PY) train.py experiment=mnist_quick $(ARGS)
 
 test: $(INSTALLED) ## the whole test suite, slow end-to-end runs on the real data included (what CI runs)
 	$(PY) -m pytest -n $(TEST_WORKERS) $(ARGS)

@@ -23,7 +23,7 @@ def test_each_image_moves_by_its_own_offset_within_max_shift_and_the_border_is_f
 
     offsets = set()
     for image in shifted:
-        (row, col), = (image == 1).nonzero().tolist()
+        ((row, col),) = (image == 1).nonzero().tolist()
         dy, dx = row - 3, col - 4
         assert abs(dy) <= 2 and abs(dx) <= 2
         offsets.add((dy, dx))
@@ -86,8 +86,14 @@ def test_a_stacked_sweep_shifts_each_members_training_batches(tiny_mnist, tmp_pa
     first_losses = {}
     for max_shift in (0, 2):
         folder = tmp_path / f"shift{max_shift}"
-        run_train("-m", *common, "lr=1e-3,3e-3", f"data.max_shift={max_shift}", "hydra/launcher=stacked",
-                  f"hydra.sweep.dir={folder}")
+        run_train(
+            "-m",
+            *common,
+            "lr=1e-3,3e-3",
+            f"data.max_shift={max_shift}",
+            "hydra/launcher=stacked",
+            f"hydra.sweep.dir={folder}",
+        )
         first_losses[max_shift] = [values(job, "train/loss")[0] for job in job_folders(folder)]
     # the same initial weights and batch order: only the shifted inputs change the first step's loss
     for plain, shifted in zip(first_losses[0], first_losses[2]):
