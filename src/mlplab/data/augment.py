@@ -8,12 +8,11 @@ import torch.nn.functional as F
 
 def random_shift(images: torch.Tensor, shape: tuple[int, int], max_shift: int, fill: float) -> torch.Tensor:
     """Flat images (N, H*W), each moved by its own random (rows, columns) in [-max_shift, max_shift]; the border
-    it uncovers is `fill` (the background's value). Draws from torch's generator on the images' device."""
+    it uncovers is `fill` (the background's value); 0 < max_shift < min(H, W) (the data module checks it). Draws from
+    torch's generator on the images' device."""
     if max_shift == 0:
         return images
     n, (h, w) = len(images), shape
-    if not 0 < max_shift < min(h, w):
-        raise ValueError(f"max_shift={max_shift} must be in [0, {min(h, w)}) for {h}x{w} images")
     padded = F.pad(images.view(n, h, w), (max_shift,) * 4, value=fill)
     offsets = torch.randint(0, 2 * max_shift + 1, (2, n, 1), device=images.device)
     rows = offsets[0] + torch.arange(h, device=images.device)  # (N, H): the padded rows each image keeps

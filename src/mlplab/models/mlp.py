@@ -63,6 +63,7 @@ class MLP(nn.Module):
     ) -> None:
         super().__init__()
         self.activation = activation
+        self.dropout, self.input_dropout = dropout, input_dropout
         self.init = init
         self.init_std = init_std
 

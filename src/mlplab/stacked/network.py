@@ -28,10 +28,7 @@ class StackedMLP(nn.Module):
                 raise ValueError(f"members differ: sizes {network.sizes} vs {first.sizes}")
         # the MLP's Sequential indices of its Linear layers: member_state names them as the MLP does
         self.linear_names = [name for name, m in first.layers.named_children() if isinstance(m, nn.Linear)]
-        first_linear = int(self.linear_names[0])
-        dropouts = [(int(k), m.p) for k, m in first.layers.named_children() if isinstance(m, nn.Dropout)]
-        self.input_dropout = next((p for k, p in dropouts if k < first_linear), 0.0)
-        self.dropout = next((p for k, p in dropouts if k > first_linear), 0.0)
+        self.input_dropout, self.dropout = first.input_dropout, first.dropout
         self.activation = ACTIVATIONS[first.activation]()
         # weights kept as nn.Linear keeps them, (out, in) per member: the same matmul layout as the single run
         self.weights = nn.ParameterList(
