@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from mlplab.checkpoints.io import CheckpointError
 from mlplab.data.images import MNISTDataModule
 from mlplab.eval import evaluate
 from mlplab.train import train
-from mlplab.utils.checkpoints import CheckpointError
 from tests.conftest import tiny_overrides
 
 

@@ -17,14 +17,15 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image
 
+from mlplab.checkpoints.find import trained_checkpoint
+from mlplab.checkpoints.io import CheckpointError
 from mlplab.config.compose import compose_run_config
 from mlplab.config.location import PROJECT_ROOT
 from mlplab.data.housing import FEATURE_NAMES, STATLIB_NAME, features_from_statlib, read_statlib
 from mlplab.data.images import FashionMNISTDataModule
 from mlplab.predict import InputError, predict, prediction_columns, read_image
+from mlplab.run.build import build_datamodule, build_module
 from mlplab.train import train
-from mlplab.utils.build import build_datamodule, build_module
-from mlplab.utils.checkpoints import CheckpointError, trained_checkpoint
 from mlplab.utils.errors import ConfigError
 from tests.conftest import make_idx_dataset, tiny_overrides
 from tests.statlib import housing_overrides, make_statlib_file

@@ -25,10 +25,10 @@ from omegaconf import OmegaConf
 from mlplab.config.location import CONFIG_DIR, PROJECT_ROOT
 from mlplab.data.sources import md5sum
 from mlplab.eval import evaluate
-from mlplab.run_record import read_run_record
+from mlplab.run.record import read_run_record
 from mlplab.train import main
-from mlplab.utils.wandb_offline import offline_runs
 from tests.conftest import tiny_overrides
+from tests.helpers.wandb_offline import offline_runs
 
 TIMEOUT_S = 420  # a hung DDP collective must fail the test, not the CI job
 
@@ -294,4 +294,4 @@ def test_the_slurm_preset_asks_for_one_task_and_gpu_per_ddp_device(tmp_path):
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.tasks_per_node, launcher.gpus_per_node, launcher.nodes, launcher.partition) == (4, 4, 2, "gpu")
     assert launcher.timeout_min == 240
-    assert cfg.trainer.strategy._target_ == "mlplab.distributed.HydraDDPStrategy"
+    assert cfg.trainer.strategy._target_ == "mlplab.distributed.strategy.HydraDDPStrategy"

@@ -16,8 +16,8 @@ from torch.overrides import TorchFunctionMode
 
 from mlplab.config.compose import compose_run_config
 from mlplab.eval import evaluate
+from mlplab.run.build import build_callbacks, build_datamodule, build_loggers, build_module, build_trainer
 from mlplab.train import main, train
-from mlplab.utils.build import build_callbacks, build_datamodule, build_loggers, build_module, build_trainer
 from tests.conftest import PROBE, Probe, make_idx_dataset, tiny_overrides
 
 

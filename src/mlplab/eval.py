@@ -8,13 +8,13 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from mlplab.checkpoints.io import CheckpointError  # noqa: F401 (part of the API)
 from mlplab.config.location import CONFIG_DIR
 from mlplab.config.resolvers import register_resolvers
 from mlplab.config.validation import validate_config
-from mlplab.utils.checkpoints import CheckpointError  # noqa: F401 (part of the API)
-from mlplab.utils.process import prepare_process
-from mlplab.utils.results import format_metrics, metric_values
-from mlplab.utils.trained_run import load_trained_run
+from mlplab.run.process import prepare_process
+from mlplab.run.results import format_metrics, metric_values
+from mlplab.run.trained import load_trained_run
 
 log = logging.getLogger(__name__)
 register_resolvers()

@@ -21,17 +21,17 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image, ImageOps
 
+from mlplab.checkpoints.io import CheckpointError
 from mlplab.config.location import CONFIG_DIR
 from mlplab.config.resolvers import register_resolvers
 from mlplab.config.validation import validate_config
 from mlplab.data.images import IDXImageDataModule
 from mlplab.models.module import SupervisedModule
 from mlplab.models.tasks import ClassificationTask, Task
-from mlplab.utils.checkpoints import CheckpointError
+from mlplab.run.process import prepare_process
+from mlplab.run.trained import TrainedRun, load_trained_run
 from mlplab.utils.errors import ConfigError
 from mlplab.utils.files import write_text
-from mlplab.utils.process import prepare_process
-from mlplab.utils.trained_run import TrainedRun, load_trained_run
 
 log = logging.getLogger(__name__)
 register_resolvers()

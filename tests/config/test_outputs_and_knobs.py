@@ -13,9 +13,10 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from mlplab.checkpoints.io import CheckpointError
+from mlplab.checkpoints.same_run import checkpoint_to_resume
 from mlplab.config.location import CONFIG_DIR
 from mlplab.config.resolvers import register_resolvers
-from mlplab.utils.checkpoints import CheckpointError, checkpoint_to_resume
 
 CHOICES = [
     (f"{group}={path.stem}", path.stem)

@@ -61,7 +61,7 @@ COMPOSE_ONLY = {
     "trainer.num_nodes=": "needs several machines",
     "data=": "another data set's real files: tests/e2e runs each data set",
     "experiment=": "a tuned run on real data (minutes): tests/e2e",
-    "ckpt_path=": "needs a trained run: tests/test_resume.py and tests/test_eval.py",
+    "ckpt_path=": "needs a trained run: tests/checkpoints/test_resume.py and tests/test_eval.py",
     "eval.py": "needs a checkpoint: tests/test_eval.py",
     "compile=": "torch.compile takes about a minute on 2 CPU cores: tests/models/test_module_logging.py compiles",
 }

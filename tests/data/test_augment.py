@@ -10,7 +10,7 @@ from mlplab.data.augment import random_shift
 from mlplab.data.images import MNISTDataModule
 from mlplab.train import train
 from tests.conftest import tiny_overrides
-from tests.stacked.test_equivalence import values
+from tests.sweeps.stacked.test_equivalence import values
 from tests.test_scaling import job_folders, run_train
 
 

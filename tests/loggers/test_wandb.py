@@ -17,10 +17,10 @@ import pytest
 
 from mlplab.config.location import PROJECT_ROOT
 from mlplab.loggers.wandb import WandbLogger, choose_mode, finish_run, has_credentials
-from mlplab.run_record import read_run_record
+from mlplab.run.record import read_run_record
 from mlplab.train import main, train
-from mlplab.utils.wandb_offline import OfflineRun, offline_runs
 from tests.conftest import tiny_overrides
+from tests.helpers.wandb_offline import OfflineRun, offline_runs
 
 FAKE_KEY = "0123456789abcdef" * 2 + "01234567"  # the length of a W&B key; valid nowhere
 

@@ -13,8 +13,8 @@ from mlplab.config.validation import validate_config
 from mlplab.models.mlp import MLP
 from mlplab.models.module import StageMetrics, SupervisedModule
 from mlplab.models.tasks import ClassificationTask
+from mlplab.run.build import build_datamodule, build_module
 from mlplab.train import train
-from mlplab.utils.build import build_datamodule, build_module
 from mlplab.utils.errors import ConfigError
 from tests.conftest import tiny_overrides
 

@@ -5,8 +5,8 @@ import torch
 
 from mlplab.config.compose import compose_run_config
 from mlplab.models.tasks import ClassificationTask
+from mlplab.run.build import build_datamodule
 from mlplab.train import train
-from mlplab.utils.build import build_datamodule
 from tests.conftest import tiny_overrides
 
 

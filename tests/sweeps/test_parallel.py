@@ -10,7 +10,7 @@ import signal
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 
-from mlplab.run_record import read_run_record
+from mlplab.run.record import read_run_record
 from tests.conftest import tiny_overrides
 from tests.test_scaling import job_folders, run_train
 

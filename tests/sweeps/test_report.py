@@ -18,13 +18,15 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from mlplab.config.location import PROJECT_ROOT
-from mlplab.run_record import RECORD_NAME, RunRecorder, read_run_record
-from mlplab.sweeps.report import best_job, log_to_wandb, read_jobs, swept_keys, write_report
+from mlplab.run.record import RECORD_NAME, RunRecorder, read_run_record
+from mlplab.sweeps.report.jobs import best_job, read_jobs, swept_keys
+from mlplab.sweeps.report.wandb import log_to_wandb
+from mlplab.sweeps.report.write import write_report
 from mlplab.train import main
 from mlplab.utils.errors import ConfigError, DivergedError
 from mlplab.utils.files import write_json
-from mlplab.utils.wandb_offline import OfflineRun, offline_runs
 from tests.conftest import tiny_overrides
+from tests.helpers.wandb_offline import OfflineRun, offline_runs
 
 
 class FailingJob(L.Callback):

@@ -20,9 +20,10 @@ import pytest
 from hydra.core.hydra_config import HydraConfig
 
 from mlplab.config.location import PROJECT_ROOT
-from mlplab.run_record import read_run_record
-from mlplab.sweeps.resume import LOCK_NAME, SweepMismatchError
+from mlplab.run.record import read_run_record
+from mlplab.sweeps.resume import SweepMismatchError
 from mlplab.train import cli
+from mlplab.utils.locks import LOCK_NAME
 from tests.conftest import tiny_overrides
 
 

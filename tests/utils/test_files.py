@@ -7,8 +7,8 @@ import sys
 import pytest
 import torch
 
+from mlplab.checkpoints.io import AtomicCheckpointIO
 from mlplab.train import main, train
-from mlplab.utils.checkpoints import AtomicCheckpointIO
 from mlplab.utils.errors import ConfigError
 from mlplab.utils.files import atomic_write
 from tests.conftest import tiny_overrides
@@ -43,7 +43,7 @@ def test_a_checkpoint_that_fails_to_serialise_leaves_the_previous_one_intact(tmp
 
 
 def test_runs_write_checkpoints_through_the_atomic_plugin(compose_config, tiny_mnist):
-    from mlplab.utils.build import build_trainer
+    from mlplab.run.build import build_trainer
 
     trainer = build_trainer(compose_config(*tiny_overrides(*tiny_mnist)), [], [])
     assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)

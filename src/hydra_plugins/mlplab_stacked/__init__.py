@@ -1,1 +1,1 @@
-"""`hydra/launcher=stacked`: sweep jobs trained together as one batched network (mlplab.stacked)."""
+"""`hydra/launcher=stacked`: sweep jobs trained together as one batched network (mlplab.sweeps.stacked)."""

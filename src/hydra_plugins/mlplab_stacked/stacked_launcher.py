@@ -1,4 +1,4 @@
-"""The stacked launcher's Hydra side; the logic lives in mlplab.stacked (imported only when a sweep launches)."""
+"""The stacked launcher's Hydra side; the logic lives in mlplab.sweeps.stacked (imported only when a sweep launches)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ class StackedLauncher(Launcher):
     """Trains the jobs of each batch that differ only in lr and seed as one stack of at most `max_members` members."""
 
     def __init__(self, max_members: int = 16, **kwargs: Any) -> None:
-        if int(max_members) < 1:
-            raise ValueError(f"hydra.launcher.max_members={max_members} must be >= 1")
-        self.max_members = int(max_members)
+        from mlplab.sweeps.jobs import checked_max_members  # light: no torch at Hydra's plugin scan
+
+        self.max_members = checked_max_members(max_members)
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None
@@ -27,12 +27,9 @@ class StackedLauncher(Launcher):
         self.hydra_context = hydra_context
         self.task_function = task_function
 
-    @property
-    def config_loader(self) -> Any:
-        assert self.hydra_context is not None
-        return self.hydra_context.config_loader
-
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from mlplab.stacked.launch import launch  # Hydra imports every plugin at start-up: keep torch out of that
+        from mlplab.sweeps.stacked.launch import (
+            launch,  # Hydra imports every plugin at start-up: keep torch out of that
+        )
 
         return launch(self, job_overrides, initial_job_idx)

@@ -1,5 +1,5 @@
 """`hydra/launcher=stacked_submitit_local|stacked_slurm`: the sweep's jobs grouped into stacks in the submitting
-process (as hydra/launcher=stacked groups them), each stack one submitit job that trains it (mlplab.stacked.launch).
+process (as hydra/launcher=stacked groups them), each stack one submitit job that trains it (mlplab.sweeps.stacked.launch).
 
 Hydra's submitit launcher does the rest: its settings (every key of submitit_local / submitit_slurm, plus
 `max_members`), the executor they configure, the folder `<sweep>/.submitit/`, and the Singleton state the submitted
@@ -27,15 +27,10 @@ class StackedSubmititLauncher(BaseSubmititLauncher):
     """One submitit job per stack of at most `max_members` jobs (a job that runs alone is a submitit job too)."""
 
     def __init__(self, max_members: int = 16, **params: Any) -> None:
-        if int(max_members) < 1:
-            raise ValueError(f"hydra.launcher.max_members={max_members} must be >= 1")
-        self.max_members = int(max_members)
-        super().__init__(**params)
+        from mlplab.sweeps.jobs import checked_max_members  # light: no torch at Hydra's plugin scan
 
-    @property
-    def config_loader(self) -> Any:
-        assert self.hydra_context is not None
-        return self.hydra_context.config_loader
+        self.max_members = checked_max_members(max_members)
+        super().__init__(**params)
 
     def executor_parameters(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """(AutoExecutor's arguments, update_parameters' arguments) from the launcher's settings, as Hydra's
@@ -54,7 +49,7 @@ class StackedSubmititLauncher(BaseSubmititLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         import submitit  # imported when a sweep launches: Hydra imports every plugin at start-up
 
-        from mlplab.stacked.launch import plan
+        from mlplab.sweeps.stacked.launch import plan
 
         assert self.config is not None
         batch = plan(self, job_overrides, initial_job_idx)
@@ -82,8 +77,8 @@ class StackedSubmititLauncher(BaseSubmititLauncher):
         """The submitted job: train one stack (or run the one job that runs alone), one JobReturn per job."""
         import submitit
 
-        from mlplab.stacked.grouping import Stack
-        from mlplab.stacked.launch import describe, run_stack
+        from mlplab.sweeps.stacked.grouping import Stack
+        from mlplab.sweeps.stacked.launch import describe, run_stack
 
         assert self.config is not None
         Singleton.set_state(singleton_state)

@@ -19,8 +19,8 @@ from mlplab.bench.stacked_sweep import stacked_sweep
 from mlplab.bench.tables import format_table
 from mlplab.bench.whole_process import whole_process
 from mlplab.config.location import PROJECT_ROOT
+from mlplab.run.process import skip_nvml_probe_without_driver
 from mlplab.utils.files import write_json
-from mlplab.utils.gpu_probe import skip_nvml_probe_without_driver
 
 
 def prepare_data(setting: Setting) -> None:

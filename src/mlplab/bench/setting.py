@@ -15,7 +15,7 @@ from torch import nn
 
 from mlplab.config.compose import compose_run_config
 from mlplab.data.tensor_datamodule import TensorDataModule
-from mlplab.utils.build import build_datamodule
+from mlplab.run.build import build_datamodule
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from omegaconf import OmegaConf
 
 from mlplab.config.location import PROJECT_ROOT
-from mlplab.utils.run_names import config_choices, run_name, sweep_group
+from mlplab.config.names import config_choices, run_name, sweep_group
 
 
 def register_resolvers() -> None:

@@ -194,7 +194,7 @@ class SupervisedModule(L.LightningModule):
 
     def lr_scheduler(self, optimizer: torch.optim.Optimizer, total_steps: float | int) -> dict[str, Any]:
         """Lightning's lr_scheduler dict for `optimizer`; `total_steps` (the run's optimizer steps) fills a null
-        `total_steps` (OneCycleLR). Also used by stacked sweeps (mlplab.stacked) for each member's schedule."""
+        `total_steps` (OneCycleLR). Also used by stacked sweeps (mlplab.sweeps.stacked) for each member's schedule."""
         if self.scheduler_config is None:
             raise ValueError("this module has no scheduler (scheduler=none)")
         make_scheduler = self.scheduler_config["scheduler"]
@@ -219,7 +219,7 @@ class SupervisedModule(L.LightningModule):
         # a schedule that asked for the step count (OneCycleLR's total_steps) made Lightning build the training loader
         # before a resume restored the loops, and Lightning loads a resumed epoch's place in the data only into a
         # loader it builds later: load it now, or the epoch restarts its data (private, Lightning 2.6 as pinned;
-        # tests/test_resume.py's exact-resume test with scheduler=onecycle fails without it)
+        # tests/checkpoints/test_resume.py's exact-resume test with scheduler=onecycle fails without it)
         self.trainer.fit_loop._load_combined_loader_states()
         for logger in self.loggers:
             logger.log_metrics({"model/params": float(count_parameters(self.network))}, step=0)

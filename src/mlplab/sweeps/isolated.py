@@ -5,7 +5,7 @@ out-of-memory killer), loky breaks the whole pool, `TerminatedWorkerError` ends 
 were running in the other workers are left `running` and no report is written. Here each of the
 `n_jobs` slots has a pool of its own with one worker (reused from job to job, as joblib reuses its
 workers, so torch is imported once per slot): a worker that dies takes only its own job, which is
-recorded `failed` (mlplab.run_record.record_lost_job) and returns the worst objective to the sweeper;
+recorded `failed` (mlplab.run.record.record_lost_job) and returns the worst objective to the sweeper;
 the slot starts a fresh worker for its next job, and the other slots never notice.
 """
 
@@ -25,9 +25,9 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
 from hydra_plugins.hydra_joblib_launcher._core import execute_job
 from joblib.externals.loky.process_executor import BrokenProcessPool, ProcessPoolExecutor
-from omegaconf import open_dict
 
-from mlplab.run_record import record_lost_job
+from mlplab.run.record import record_lost_job
+from mlplab.sweeps.jobs import job_config
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,8 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
         # the sweep was stopped (Ctrl-C, SIGTERM): stop the running jobs the same way, so that they save and record it,
         # and give them a moment to, before the report is written on the way out
         for executor in executors:
-            for process in list(getattr(executor, "_processes", {}).values()):  # loky's {pid: process}
+            # loky's {pid: process}, private (tests/test_upstream_internals.py checks it is still there)
+            for process in list(executor._processes.values()):
                 if process.is_alive():
                     os.kill(process.pid, signal.SIGTERM)
         while not pending.empty():  # the slots take no new job
@@ -114,19 +115,10 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
     return results  # type: ignore[return-value]  # every slot filled its jobs' places
 
 
-def _job_config(launcher: Any, num: int, overrides: Sequence[str]) -> Any:
-    """The job's composed config, as its worker built it (execute_job), to find its folder and direction."""
-    job_cfg = launcher.hydra_context.config_loader.load_sweep_config(launcher.config, list(overrides))
-    with open_dict(job_cfg):
-        job_cfg.hydra.job.id = f"{job_cfg.hydra.job.name}_{num}"
-        job_cfg.hydra.job.num = num
-    return job_cfg
-
-
 def _returned(launcher: Any, num: int, overrides: Sequence[str], worst: bool) -> JobReturn:
-    from mlplab.run_record import objective_direction, worst_value
+    from mlplab.run.record import objective_direction, worst_value
 
-    job_cfg = _job_config(launcher, num, overrides)
+    job_cfg = job_config(launcher, overrides, num)
     ret = JobReturn(
         overrides=list(overrides),
         cfg=job_cfg,

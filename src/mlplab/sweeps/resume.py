@@ -27,8 +27,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
-import os
-import shlex
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,28 +35,25 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mlplab.run_record import read_run_record
-from mlplab.utils.checkpoints import LAST
+from mlplab.checkpoints.io import LAST
+from mlplab.checkpoints.resume import sweep_resume_command
+from mlplab.run.record import read_run_record
+from mlplab.sweeps.jobs import job_config
+from mlplab.utils import locks
 from mlplab.utils.errors import ConfigError
 from mlplab.utils.files import write_json
+from mlplab.utils.hydra_runtime import in_sweep
+from mlplab.utils.overrides import hydra_value
 
 log = logging.getLogger(__name__)
 
 JOBS_FILE = "sweep_jobs.json"  # <sweep>/: every job's number and overrides
-LOCK_NAME = ".job.lock"  # <job>/: held by the process that trains the job
 RERUNNABLE = ("failed", "diverged")  # statuses run again only when asked (sweep_rerun=...)
 RESUMABLE = ("interrupted", "running")  # a record still `running` without a live holder: a killed job
 
 
 class SweepMismatchError(ConfigError):
     """A rerun's jobs are not the sweep in that folder."""
-
-
-def sweep_resume_command(sweep_dir: str | Path) -> str:
-    """The shell command that resumes the sweep in `sweep_dir`: its own overrides, its jobs in their folders."""
-    from mlplab.utils.overrides import hydra_value
-
-    return f"python train.py -m {shlex.quote('sweep_resume=' + hydra_value(str(Path(sweep_dir).resolve())))}"
 
 
 # ---- the short form on the command line: sweep_resume=<folder>, sweep_rerun=<statuses>
@@ -91,8 +86,6 @@ def sweep_resume_arguments(argv: Sequence[str]) -> list[str]:
         for o in [*saved.task, *saved.hydra]
         if _key(str(o)) not in given and _key(str(o)) not in ("hydra.sweep.dir", "hydra.mode")
     ]
-    from mlplab.utils.overrides import hydra_value
-
     return [*argv, *kept, f"hydra.sweep.dir={hydra_value(str(folder))}"]
 
 
@@ -152,23 +145,9 @@ def _difference(saved: Iterable[Sequence[str]], asked: Iterable[Sequence[str]]) 
     return "\n  ".join(lines)
 
 
-def job_is_held(folder: Path) -> bool:
-    """Whether another process holds the job's lock (trains it now)."""
-    lock = folder / LOCK_NAME
-    if not lock.is_file():
-        return False
-    with open(lock, "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(f, fcntl.LOCK_UN)
-    return False
-
-
 def _decide(folder: Path, overrides: tuple[str, ...], rerun: Sequence[str]) -> tuple[str, str]:
     record = read_run_record(folder) if folder.is_dir() else None
-    if folder.is_dir() and job_is_held(folder):
+    if folder.is_dir() and locks.is_held(folder):
         return "keep", "another process is training it now"
     if record is None:
         return "run", "not started" if not folder.is_dir() else "started, but ended before its record was written"
@@ -281,33 +260,6 @@ def next_job_number(sweep_dir: Path) -> int:
 # ---- in the job
 
 
-_held: dict[str, Any] = {}  # job folder -> its open, locked lock file (released by release_sweep_job)
-
-
-def claim_job(folder: str | Path) -> bool:
-    """Take the job's lock for this process; False when another process holds it."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    f = open(folder / LOCK_NAME, "a+")  # noqa: SIM115 (held open while the job runs)
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.close()
-        return False
-    f.truncate(0)
-    f.write(f"{os.getpid()}\n")
-    f.flush()
-    _held[str(folder)] = f
-    return True
-
-
-def release_sweep_job() -> None:
-    """Release the locks this process holds (at the end of each job: the next job of an in-process sweep starts)."""
-    while _held:
-        _, f = _held.popitem()
-        f.close()
-
-
 @dataclass
 class JobStart:
     train: bool  # False: the job is done or another process trains it; `objective` is what it reports
@@ -317,18 +269,12 @@ class JobStart:
 def start_sweep_job(cfg: DictConfig) -> JobStart:
     """Claim this sweep job and decide how it runs: skipped when completed or held elsewhere, resumed from its own
     `last.ckpt` when its record says it was interrupted or killed (sets `cfg.ckpt_path`). Outside sweeps: train."""
-    from mlplab.distributed import in_sweep
-
     if not in_sweep():
         return JobStart(train=True)
     folder = Path(cfg.paths.output_dir)
-    release_sweep_job()
-    if not claim_job(folder):
-        log.warning(
-            "Job folder %s is held by another process (%s): not trained here",
-            folder,
-            (folder / LOCK_NAME).read_text().strip() or "pid unknown",
-        )
+    locks.release_all()
+    if not locks.claim(folder):
+        log.warning("Job folder %s is held by another process (%s): not trained here", folder, locks.holder(folder))
         return JobStart(train=False)
     record = read_run_record(folder)
     status = record.get("status") if record else None
@@ -343,17 +289,6 @@ def start_sweep_job(cfg: DictConfig) -> JobStart:
     return JobStart(train=True)
 
 
-def resuming_own_job(cfg: DictConfig, checkpoint_file: Path) -> bool:
-    """Whether `checkpoint_file` is this sweep job's own checkpoint, resumed in its own folder (start_sweep_job)."""
-    from mlplab.distributed import in_sweep
-
-    return (
-        in_sweep()
-        and str(Path(cfg.paths.output_dir)) in _held
-        and Path(cfg.paths.output_dir).resolve() in checkpoint_file.resolve().parents
-    )
-
-
 # ---- the sweepers' part (hydra_plugins.mlplab_sweepers)
 
 
@@ -362,10 +297,7 @@ def job_folder_function(sweeper: Any) -> Any:
     from hydra.core.hydra_config import HydraConfig
 
     def folder(num: int, overrides: Sequence[str]) -> Path:
-        cfg = sweeper.hydra_context.config_loader.load_sweep_config(sweeper.config, list(overrides))
-        with open_dict(cfg):
-            cfg.hydra.job.num = num
-            cfg.hydra.job.id = f"job_id_for_{num}"
+        cfg = job_config(sweeper, overrides, num, job_id=f"job_id_for_{num}")  # as Hydra's basic launcher
         HydraConfig.instance().set_config(cfg)
         return Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
 
@@ -376,7 +308,7 @@ def resumable_basic_sweep(sweeper: Any, arguments: list[str]) -> list[Any]:
     """BasicSweeper.sweep, handing the launcher only the jobs to run, with their own numbers."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    release_sweep_job()  # a job of an earlier sweep in this process that ended by an exception still holds its lock
+    locks.release_all()  # a job of an earlier sweep in this process that ended by an exception still holds its lock
     parser = OverridesParser.create(config_loader=sweeper.hydra_context.config_loader)
     overrides = parser.parse_overrides([*sweeper._parse_config(), *arguments])
     (jobs,) = sweeper.split_arguments(overrides, None)
@@ -399,4 +331,4 @@ class ReleaseJobClaim(Callback):
     """Releases the job's lock when the job ends (taken by start_sweep_job; a Hydra callback: conf/hydra/default.yaml)."""
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
-        release_sweep_job()
+        locks.release_all()

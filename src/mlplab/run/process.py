@@ -1,0 +1,59 @@
+"""What an entry point (train.py, eval.py, predict.py) sets up once for its whole process, before any run in it:
+no per-step NVML probe on machines without an NVIDIA driver, and no third-party messages that say nothing."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import warnings
+
+
+def prepare_process() -> None:
+    # importing Lightning set PYTORCH_NVML_BASED_CUDA_CHECK; on machines without a driver it slows every step
+    skip_nvml_probe_without_driver()
+    silence_third_party_noise()
+
+
+NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
+
+
+def skip_nvml_probe_without_driver() -> bool:
+    """Drop Lightning's `PYTORCH_NVML_BASED_CUDA_CHECK=1` when there is no NVIDIA driver; True if dropped.
+
+    Lightning sets it on import so that asking "is there a GPU?" doesn't initialise CUDA before a fork.
+    Then `torch.cuda.is_available()` tries to load NVML on every call, and Adam, AdamW and RMSprop ask on
+    every step: ~0.1 ms a step on a CPU machine (more under load), for nothing, since without a driver
+    there is no CUDA to initialise. Where the driver exists the setting is left alone.
+    """
+    if os.environ.get(NVML_CHECK) != "1":
+        return False
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")  # what torch loads for the check
+    except OSError:
+        del os.environ[NVML_CHECK]
+        return True
+    return False
+
+
+# Deprecation warnings these packages raise from their own code (Lightning calling torch's deprecated LeafSpec,
+# ...): only their maintainers can act on them. A warning is attributed to the module that caused it (its
+# stacklevel), so one about the user's own call is attributed to the user's module and still shows.
+THIRD_PARTY = r"(lightning|lightning_fabric|lightning_utilities|pytorch_lightning|torchmetrics|wandb)(\.|$)"
+DEPRECATIONS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+ADVERTS = ("💡 Tip:",)  # Lightning's advertising for its cloud logger, on every run without one
+
+
+class _DropAdverts(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(ADVERTS)
+
+
+def silence_third_party_noise() -> None:
+    """Install the filters (process-wide; again is harmless)."""
+    for category in DEPRECATIONS:
+        warnings.filterwarnings("ignore", category=category, module=THIRD_PARTY)
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropAdverts) for f in logger.filters):
+            logger.addFilter(_DropAdverts())

@@ -1,0 +1,117 @@
+"""Which sweep jobs can share one stack: configs equal except in stackable keys, and nothing that cannot stack."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from mlplab.sweeps.jobs import checked_max_members
+
+# Keys whose values may differ inside a stack: each member keeps its own (seed: initial weights and data order,
+# lr: its own learning rate and schedule). Everything else must be equal in the members' unresolved configs.
+STACKABLE_KEYS = ("lr", "seed", "data.seed", "optimizer.lr")
+STACKABLE_NETWORK = "mlplab.models.mlp.MLP"
+# PyTorch optimizers whose update is linear in lr with a state that does not depend on it (mlplab.sweeps.stacked.optimizer)
+STACKABLE_OPTIMIZERS = ("torch.optim.SGD", "torch.optim.Adam", "torch.optim.AdamW", "torch.optim.RMSprop")
+# trainer settings a stack supports only at these values (Lightning's defaults, as conf/train.yaml sets them)
+TRAINER_DEFAULTS: dict[str, tuple[Any, ...]] = {
+    "devices": (1, "1"),
+    "num_nodes": (1,),
+    "strategy": ("auto", None),
+    "precision": ("32-true", "32", 32, None),
+    "accumulate_grad_batches": (1,),
+    "max_steps": (-1, None),
+    "limit_train_batches": (None, 1.0),
+    "limit_val_batches": (None, 1.0),
+    "val_check_interval": (None, 1.0),
+    "check_val_every_n_epoch": (1,),
+    "overfit_batches": (0, 0.0),
+    "fast_dev_run": (False, 0),
+}
+ACCELERATORS = ("cpu", "gpu", "cuda", "auto")
+
+
+@dataclass
+class Stack:
+    """Positions (in the launched batch) of jobs trained together; `alone`: why they run one by one, if they do."""
+
+    jobs: list[int] = field(default_factory=list)
+    alone: str | None = None
+
+
+def _select(cfg: DictConfig, key: str) -> Any:
+    return OmegaConf.select(cfg, key, default=None)
+
+
+def unstackable_reason(cfg: DictConfig) -> str | None:
+    """Why the job `cfg` cannot be a member of a stack (naming the key and the value), or None when it can."""
+    target = _select(cfg, "model._target_")
+    if target != STACKABLE_NETWORK:
+        return f"model._target_={target}: only {STACKABLE_NETWORK} stacks"
+    if _select(cfg, "model.norm") not in (None, "none"):
+        return f"model.norm={_select(cfg, 'model.norm')}: normalisation layers do not stack (only norm=null)"
+    optimizer = _select(cfg, "optimizer._target_")
+    if optimizer not in STACKABLE_OPTIMIZERS:
+        return f"optimizer._target_={optimizer}: stacks take {', '.join(STACKABLE_OPTIMIZERS)}"
+    accelerator = _select(cfg, "trainer.accelerator")
+    if accelerator not in ACCELERATORS:
+        return f"trainer.accelerator={accelerator}: stacks run on {', '.join(ACCELERATORS)}"
+    for key, allowed in TRAINER_DEFAULTS.items():
+        if key in cfg.trainer and _select(cfg, f"trainer.{key}") not in allowed:
+            return f"trainer.{key}={_select(cfg, f'trainer.{key}')}: a stack needs {allowed[0]}"
+    clip = _select(cfg, "trainer.gradient_clip_val")
+    if clip and _select(cfg, "trainer.gradient_clip_algorithm") != "value":
+        return (
+            f"trainer.gradient_clip_val={clip} clips by norm (the default): only gradient_clip_algorithm=value stacks"
+        )
+    if cfg.get("compile"):
+        return f"compile={cfg.compile}: a compiled network does not stack"
+    if cfg.get("ckpt_path"):
+        return f"ckpt_path={cfg.ckpt_path}: a resumed job runs as a single run"
+    return None
+
+
+def stack_key(cfg: DictConfig) -> str:
+    """The job's config without its hydra section and stackable keys: jobs with equal keys can share a stack."""
+    container = OmegaConf.to_container(cfg, resolve=False)
+    container.pop("hydra", None)
+    for key in STACKABLE_KEYS:
+        *parents, leaf = key.split(".")
+        node = container
+        for parent in parents:
+            node = node.get(parent, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return json.dumps(container, sort_keys=True, default=str)
+
+
+def group_jobs(cfgs: Sequence[DictConfig], max_members: int, run_alone: Sequence[bool] = ()) -> list[Stack]:
+    """Stacks of at most `max_members` jobs, in the order their first job comes; `run_alone[i]`: job i runs by itself
+    (it is completed already, say). A stack of one runs alone too: stacking it would gain nothing."""
+    max_members = checked_max_members(max_members)
+    stacks: list[Stack] = []
+    open_stacks: dict[str, Stack] = {}
+    for i, cfg in enumerate(cfgs):
+        reason = "completed or resumed already" if i < len(run_alone) and run_alone[i] else unstackable_reason(cfg)
+        if reason:
+            stacks.append(Stack([i], alone=reason))
+            continue
+        key = stack_key(cfg)
+        stack = open_stacks.get(key)
+        if stack is None or len(stack.jobs) >= max_members:
+            stack = open_stacks[key] = Stack()
+            stacks.append(stack)
+        stack.jobs.append(i)
+    for stack in stacks:
+        if stack.alone is None and len(stack.jobs) == 1:
+            stack.alone = "no other job of this batch shares its config up to lr and seed"
+    return stacks
+
+
+def differing_keys(cfgs: Sequence[DictConfig]) -> list[str]:
+    """The stackable keys whose resolved values differ among `cfgs` (for the log line of a stack)."""
+    return [key for key in STACKABLE_KEYS if len({str(_select(cfg, key)) for cfg in cfgs}) > 1]

@@ -1,0 +1,126 @@
+"""`hydra/launcher=stacked`: group the batch of jobs into stacks, train each stack at once, finish each job alone."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
+from omegaconf import DictConfig
+
+from mlplab.run.record import read_run_record
+from mlplab.sweeps.jobs import job_config
+from mlplab.sweeps.stacked.grouping import Stack, differing_keys, group_jobs
+from mlplab.sweeps.stacked.members import Member, finish_member, job_output_dir, start_member
+from mlplab.sweeps.stacked.training import StackTrainer
+from mlplab.utils import stops
+
+log = logging.getLogger(__name__)
+
+
+def _ran_before(cfg: DictConfig) -> bool:
+    """Whether the job's folder has a record from an earlier try of this sweep: then it runs by itself, where the
+    single-run path keeps it (completed) or resumes it from its `last.ckpt` (mlplab.sweeps.resume)."""
+    return read_run_record(job_output_dir(cfg)) is not None
+
+
+@dataclass
+class Plan:
+    """A launched batch: each job's composed config and number, and the stacks they are grouped into."""
+
+    cfgs: list[DictConfig]
+    nums: list[int]
+    stacks: list[Stack]
+
+    def of(self, stack: Stack) -> tuple[list[DictConfig], list[int]]:
+        """The configs and numbers of `stack`'s jobs."""
+        return [self.cfgs[i] for i in stack.jobs], [self.nums[i] for i in stack.jobs]
+
+
+def describe(stack: Stack, cfgs: Sequence[DictConfig], nums: Sequence[int]) -> str:
+    jobs = ", ".join(f"#{nums[i]}" for i in stack.jobs)
+    if stack.alone:
+        return f"job {jobs} runs alone: {stack.alone}"
+    keys = differing_keys([cfgs[i] for i in stack.jobs])
+    return f"stack of {len(stack.jobs)} jobs ({jobs}) differing in {', '.join(keys) or 'nothing'}"
+
+
+def plan(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Plan:
+    """The batch's jobs composed, numbered and grouped into stacks, with one log line per stack and one per job."""
+    setup_globals()
+    config = launcher.config
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+    nums = [initial_job_idx + i for i in range(len(job_overrides))]
+    cfgs = [job_config(launcher, overrides, num) for overrides, num in zip(job_overrides, nums)]
+    stacks = group_jobs(cfgs, int(launcher.max_members), run_alone=[_ran_before(cfg) for cfg in cfgs])
+    log.info(
+        "Launching %d jobs in %d stacks (hydra.launcher.max_members=%d); sweep output dir: %s",
+        len(cfgs),
+        len(stacks),
+        launcher.max_members,
+        config.hydra.sweep.dir,
+    )
+    for stack in stacks:
+        log.info("\t%s", describe(stack, cfgs, nums))
+        for i in stack.jobs:
+            log.info("\t\t#%d : %s", nums[i], " ".join(filter_overrides(job_overrides[i])))
+    return Plan(cfgs, nums, stacks)
+
+
+def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
+    """Run the batch: each stack as one batched training, each job that does not stack as a single run; one JobReturn
+    per job, in order (its return value: the job's objective, as train.py returns it)."""
+    batch = plan(launcher, job_overrides, initial_job_idx)
+    returns: list[JobReturn | None] = [None] * len(batch.cfgs)
+    for stack in batch.stacks:
+        cfgs, nums = batch.of(stack)
+        for i, job_return in zip(stack.jobs, run_stack(launcher, cfgs, nums, alone=stack.alone)):
+            returns[i] = job_return
+    return returns  # type: ignore[return-value]  # every stack filled its jobs' places
+
+
+def run_stack(
+    launcher: Any, cfgs: Sequence[DictConfig], nums: Sequence[int], alone: str | None = None
+) -> list[JobReturn]:
+    """One stack's jobs (their composed configs and numbers), one JobReturn each, in order: trained as one batched
+    network, each member then finished as a Hydra job of its own; a job that runs `alone` (why) runs as a single run.
+    hydra/launcher=stacked calls it in the sweep's process, stacked_submitit_* in each stack's submitted job."""
+    run = partial(run_job, job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+    if alone:
+        (cfg,) = cfgs
+        return [run(hydra_context=launcher.hydra_context, task_function=launcher.task_function, config=cfg)]
+    members, objective = train_stack(cfgs, nums)
+    returns = []
+    for cfg, member in zip(cfgs, members):
+        # the member's end as a Hydra job: its .hydra/ files, Hydra's callbacks, its JobReturn
+        finish = partial(finish_member, member) if objective is None else (lambda _cfg, value=objective: value)
+        returns.append(run(hydra_context=launcher.hydra_context, task_function=finish, config=cfg))
+    return returns
+
+
+def train_stack(cfgs: Sequence[DictConfig], nums: Sequence[int]) -> tuple[list[Member], float | None]:
+    """Build every member as its single run would, then train them together: (members, None). An error fails every
+    member, recorded, and gives (members, the worst objective) so that the sweep goes on, as train.py does for a job;
+    a stop signal saves every member's `last.ckpt`, records it `interrupted` and stops the sweep."""
+    members: list[Member] = []
+    with stops.handled():
+        try:
+            for cfg, num in zip(cfgs, nums):
+                members.append(start_member(cfg, num, shared=members[0].datamodule if members else None))
+            StackTrainer(members).fit()
+        except BaseException as error:
+            stop = stops.stop_behind(error)
+            objectives = [member.recorder.failed(stop or error) for member in members]
+            if stop is not None:
+                log.warning("Stack of jobs %s %s; their run_record.json say interrupted", list(nums), stop)
+                raise stop from None
+            if not isinstance(error, Exception) or len(members) < len(cfgs):
+                raise  # a job that could not even be built (a config error) stops the sweep, as a single run does
+            log.exception("Stack of jobs %s failed (recorded in each job's run_record.json); the sweep goes on", nums)
+            return members, objectives[0]
+    return members, None

@@ -1,0 +1,241 @@
+"""The stacked fit: every member's epochs in one batched network, each member with its own data order, lr and
+schedule, metrics, checkpoints and divergence check, as its single run's Lightning loop would give them."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+import torch
+from torch import nn
+
+from mlplab.data.batches import EpochOrder
+from mlplab.models.module import StageMetrics
+from mlplab.sweeps.stacked.members import Member, save_checkpoints, stops_early
+from mlplab.sweeps.stacked.network import StackedMLP
+from mlplab.sweeps.stacked.optimizer import MemberSchedule, StackedOptimizer
+from mlplab.sweeps.stacked.resumable import loops_state, member_optimizer_state
+from mlplab.utils import stops
+
+log = logging.getLogger(__name__)
+
+
+def stack_device(accelerator: str) -> torch.device:
+    """The device Lightning would pick for `trainer.accelerator` (cpu, gpu/cuda, auto)."""
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def _epoch_values(metrics: StageMetrics) -> dict[str, float]:
+    """The stage's epoch metrics as the module logs them (`train/loss_epoch`, `val/loss`, `val/acc`, ...); resets."""
+    metrics.update()
+    values = {metrics.loss_name: float(metrics.loss.compute())}
+    values.update({name: float(value) for name, value in metrics.values.compute().items()})
+    metrics.reset()
+    return values
+
+
+class StackTrainer:
+    """Trains `members` (equal configs up to lr and seed) for `trainer.max_epochs` epochs as one StackedMLP."""
+
+    def __init__(self, members: Sequence[Member]) -> None:
+        self.members = list(members)
+        cfg = self.members[0].cfg
+        self.device = stack_device(str(cfg.trainer.accelerator))
+        self.datamodule = self.members[0].datamodule
+        self.datamodule.setup()
+        self.x, self.y = self.datamodule.split_on_device("train", self.device)
+        self.x_val, self.y_val = self.datamodule.split_on_device("val", self.device)
+        self.batch_size = int(self.datamodule.batch_size)
+        self.eval_batch_size = int(self.datamodule.eval_batch_size)
+        self.max_epochs = int(cfg.trainer.max_epochs)
+        self.log_every = int(cfg.trainer.log_every_n_steps or 0)
+        divergence = (cfg.get("callbacks") or {}).get("divergence")
+        # no divergence callback: a NaN member trains on, and its record says diverged from its metrics (as a single run)
+        self.check_every = int(divergence.check_every_n_steps) if divergence else 0
+        self.clip_value = cfg.trainer.get("gradient_clip_val")  # grouping lets only clipping by value through
+        self.network = StackedMLP([m.module.network for m in self.members]).to(self.device)
+        self.loss = torch.vmap(self.datamodule.task.loss)  # each member's loss on its own batch: (N,)
+        self.optimizer = StackedOptimizer(self.network.parameters(), self.members[0].module.optimizer_factory)
+        steps_per_epoch = self.steps_per_epoch = -(-len(self.x) // self.batch_size)
+        self.val_batches = -(-len(self.x_val) // self.eval_batch_size)
+        # the single run's parameter order (layers.k.weight, layers.k.bias, ...) in the stacked parameters
+        layers = len(self.network.weights)
+        self.param_order = [i for k in range(layers) for i in (k, layers + k)]
+        self.schedules = [
+            MemberSchedule(
+                m.module.optimizer_factory,
+                partial(m.module.lr_scheduler, total_steps=steps_per_epoch * self.max_epochs)
+                if m.module.scheduler_config
+                else None,
+            )
+            for m in self.members
+        ]
+        self.orders = [EpochOrder(len(self.x), shuffle=True, seed=int(m.datamodule.seed)) for m in self.members]
+        self.step = 0
+        self.epoch = 0
+        self.epoch_steps = 0  # training steps done in the current epoch
+
+    @property
+    def frozen(self) -> list[bool]:
+        return [m.frozen for m in self.members]
+
+    def fit(self) -> None:
+        """All epochs. A stop signal is acted on at the end of a training batch: every member still training saves
+        `last.ckpt` there (resumable as a single run) and the stop is raised; one during validation waits for the
+        epoch's checkpoints. A second signal stops at once, each member keeping its last epoch's `last.ckpt`."""
+        with stops.in_phase("fit"), stops.deferred():
+            for epoch in range(self.max_epochs):
+                self.epoch = epoch
+                self._train_epoch()
+                stops.raise_pending()
+                if all(self.frozen):
+                    break
+        for i, member in enumerate(self.members):
+            member.module.network.load_state_dict(self.network.member_state(i))  # tested as is without a best
+            # epochs trained, as train.py records a single run's (trainer.current_epoch at its end)
+            stopped = member.stopped_epoch
+            member.metrics["epochs"] = float(self.max_epochs if stopped is None else stopped + 1)
+            monitor = member.checkpoint.monitor if member.checkpoint else None
+            if monitor and member.best_score is not None:
+                member.metrics[f"{monitor}_best"] = member.best_score
+
+    def _train_epoch(self) -> None:
+        n_members = len(self.members)
+        started = time.perf_counter()
+        self.network.train()
+        for order in self.orders:
+            order.set_epoch(self.epoch)
+        for member in self.members:
+            member.module.train_metrics.reset()
+        index = torch.stack([order.indices(self.device) for order in self.orders])  # (N, samples)
+        batches = torch.split(index, self.batch_size, dim=1)
+        kept: list[tuple[int, torch.Tensor]] = []  # (step, losses) since the last divergence check
+        self.epoch_steps = 0
+        for b, batch in enumerate(batches):
+            flat = batch.reshape(-1)
+            size = batch.shape[1]
+            x = self.datamodule.augment(self.x.index_select(0, flat)).view(n_members, size, *self.x.shape[1:])
+            y = self.y.index_select(0, flat).view(n_members, size, *self.y.shape[1:])
+            output = self.network(x)
+            losses = self.loss(output, y)
+            self.optimizer.zero_grad()
+            losses.sum().backward()  # each member's gradient is its own loss's
+            if self.clip_value:
+                nn.utils.clip_grad_value_(self.network.parameters(), float(self.clip_value))
+            lrs = [s.lr for s in self.schedules]
+            self.optimizer.step(lrs, self.frozen, settings=self.schedules[0].settings())
+            frozen = self.frozen
+            for i, member in enumerate(self.members):
+                if not frozen[i]:
+                    member.module.train_metrics.keep(losses[i], output[i], y[i])
+            if self.log_every and (self.step + 1) % self.log_every == 0:
+                values = losses.detach().tolist()
+                for i, member in enumerate(self.members):
+                    if not frozen[i]:
+                        member.rows.append((self.step, {"train/loss": values[i], "lr": lrs[i]}))
+            kept.append((self.step, losses.detach()))
+            self.step += 1
+            self.epoch_steps += 1
+            if self.check_every and ((b + 1) % self.check_every == 0 or b + 1 == len(batches)):
+                self._check_divergence(kept, lrs)
+                kept = []
+            for i, schedule in enumerate(self.schedules):
+                if not frozen[i]:
+                    schedule.step("step", self.step)
+            if stops.pending() and b + 1 < len(batches):  # after the last batch: validation and checkpoints first
+                self._save_last(epoch_done=False)
+                stops.raise_pending()
+        train_s = time.perf_counter() - started
+        self._end_epoch(train_s)
+
+    def training_state(self, i: int, epoch_done: bool) -> dict[str, Any]:
+        """Member i's optimizer, scheduler and loop state, as its single run's checkpoint would hold them now."""
+        member, schedule = self.members[i], self.schedules[i]
+        interval = schedule.config.get("interval", "epoch") if schedule.config else None
+        loops = loops_state(self.epoch, self.epoch_steps, self.steps_per_epoch, self.val_batches, interval, epoch_done)
+        loops["fit_loop"]["state_dict"] = {"combined_loader": [{"epoch": self.epoch, "served": self.epoch_steps}]}
+        params = list(self.network.parameters())
+        optimizer_state = member_optimizer_state(
+            self.optimizer.optimizer,
+            params,
+            list(member.module.network.parameters()),
+            self.param_order,
+            i,
+            schedule.shadow.param_groups[0],
+        )
+        return {
+            "loops": loops,
+            "optimizer_states": [optimizer_state],
+            "lr_schedulers": [schedule.config["scheduler"].state_dict()] if schedule.config else [],
+        }
+
+    def _save_last(self, epoch_done: bool) -> None:
+        """Every member still training saves `last.ckpt` at this point (a stop signal came)."""
+        for i, member in enumerate(self.members):
+            if not member.frozen:
+                state = self.training_state(i, epoch_done)
+                save_checkpoints(member, self.network.member_state(i), self.epoch, last_only=True, training=state)
+
+    def _check_divergence(self, kept: list[tuple[int, torch.Tensor]], lrs: list[float]) -> None:
+        losses = torch.stack([losses for _, losses in kept])  # (steps, N)
+        bad = ~torch.isfinite(losses)
+        for i in bad.any(dim=0).nonzero().flatten().tolist():
+            member = self.members[i]
+            if member.diverged:
+                continue
+            first = int(bad[:, i].int().argmax())
+            step, loss = kept[first][0], float(losses[first, i])
+            # the single run's DivergenceCheck message, for this member
+            member.diverged = (
+                f"Training diverged: the training loss became {loss} at step {step} (epoch {self.epoch}). "
+                f"The likely cause is a learning rate too large for this model (lr={lrs[i]:g} at the time): try a "
+                f"smaller lr (e.g. lr={lrs[i] / 10:g}), a scheduler with warm-up, or gradient clipping "
+                "(trainer.gradient_clip_val=1.0)."
+            )
+            member.global_step = self.step
+            log.warning("Stacked job #%d diverged at step %d; the other members go on", member.num, step)
+
+    @torch.no_grad()
+    def _validate(self) -> None:
+        self.network.eval()
+        n_members = len(self.members)
+        frozen = self.frozen
+        # the validation batches TensorBatches serves: near-equal parts, in order
+        parts = torch.tensor_split(
+            torch.arange(len(self.x_val), device=self.device), -(-len(self.x_val) // self.eval_batch_size)
+        )
+        with stops.in_phase("validation"):
+            for part in parts:
+                x = self.x_val.index_select(0, part)
+                y = self.y_val.index_select(0, part)
+                output = self.network(x.unsqueeze(0).expand(n_members, *x.shape))
+                losses = self.loss(output, y.unsqueeze(0).expand(n_members, *y.shape))
+                for i, member in enumerate(self.members):
+                    if not frozen[i]:
+                        member.module.val_metrics.keep(losses[i], output[i], y)
+
+    def _end_epoch(self, train_s: float) -> None:
+        self._validate()
+        samples = len(self.x)
+        for i, member in enumerate(self.members):
+            if member.frozen:
+                continue
+            values = _epoch_values(member.module.train_metrics)
+            values.update(_epoch_values(member.module.val_metrics))
+            # time/*: the stack's training time, which every member shared
+            timing = {"time/epoch_s": train_s, "time/samples_per_s": samples / train_s}
+            member.metrics = {**values, **timing}
+            member.global_step = self.step
+            member.rows.append((self.step - 1, {**member.metrics, "epoch": self.epoch}))  # Lightning adds `epoch`
+            # early stopping counts this epoch before the checkpoints are saved, as in a single run (Lightning runs
+            # checkpoint callbacks last): last.ckpt holds its patience so far
+            stops_early(member, self.epoch)  # sets member.stopped_epoch: frozen from the next epoch on
+            # the epoch's scheduler step comes first: a single run's end-of-epoch checkpoint holds it
+            self.schedules[i].step("epoch", self.epoch + 1, metrics=member.metrics)
+            state = self.training_state(i, epoch_done=True)
+            save_checkpoints(member, self.network.member_state(i), self.epoch, training=state)
