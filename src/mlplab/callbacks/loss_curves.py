@@ -56,6 +56,7 @@ class LossCurves(L.Callback):
         self.every_n_epochs = every_n_epochs
         self.history: dict[str, dict[str, dict[int, float]]] = {stage: defaultdict(dict) for stage in STAGES}
         self._validated = False
+        self._unrecorded_epoch: int | None = None  # the epoch whose training metrics are not yet logged
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking:
@@ -64,18 +65,39 @@ class LossCurves(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch
         # validation may skip epochs (check_val_every_n_epoch): its metrics are then last epoch's
-        for stage in STAGES if self._validated else ("train",):
-            for name, value in epoch_metrics(trainer.callback_metrics, stage).items():
-                self.history[stage][name][epoch] = value
+        if self._validated:
+            self._record(trainer, "val", epoch)
         self._validated = False
-        if (epoch + 1) % self.every_n_epochs == 0:
+        # Lightning calls this hook of callbacks before the module's, which logs the epoch's training metrics:
+        # callback_metrics still hold the previous epoch's. They are there once Lightning counts the epoch done.
+        self._unrecorded_epoch = epoch
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch = self._record_training(trainer)
+        if epoch is not None and (epoch + 1) % self.every_n_epochs == 0:
             self.draw(trainer)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._record_training(trainer)
         self.draw(trainer)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._record_training(trainer)
         self.draw(trainer)
+
+    def _record(self, trainer: L.Trainer, stage: str, epoch: int) -> None:
+        for name, value in epoch_metrics(trainer.callback_metrics, stage).items():
+            self.history[stage][name][epoch] = value
+
+    def _record_training(self, trainer: L.Trainer) -> int | None:
+        """Record the last finished epoch's training metrics if they are logged (a failure may come first); its
+        number, or None."""
+        epoch = self._unrecorded_epoch
+        if epoch is None or trainer.fit_loop.epoch_progress.current.completed <= epoch:
+            return None
+        self._record(trainer, "train", epoch)
+        self._unrecorded_epoch = None
+        return epoch
 
     def draw(self, trainer: L.Trainer) -> Path | None:
         if not trainer.is_global_zero or not any(self.history.values()):

@@ -33,25 +33,30 @@ def input_gradients(model: torch.nn.Module, x: torch.Tensor, num_classes: int) -
 
 def saliency_figure(images: np.ndarray, grads: torch.Tensor, class_names: list[str], row_labels: list[str]) -> Figure:
     """Row per image: the image, then one map per class (red raises the class's score, blue lowers it), the
-    maps of a row sharing one colour scale so classes compare."""
+    maps of a row sharing one colour scale, shown by the row's colour bar, so classes compare."""
     n, h, w = images.shape
-    peaks = grads.abs().amax(dim=(1, 2), keepdim=True).clamp_min(1e-12)
-    unit = (grads / peaks / 2 + 0.5).cpu().numpy().reshape(n, len(class_names), h, w)
-    maps = (matplotlib.colormaps["RdBu_r"](unit)[..., :3] * 255).round().astype(np.uint8)
-    inputs = np.repeat(images[:, None, :, :, None], 3, axis=-1)
-    tiles = np.concatenate([inputs, maps], axis=1).reshape(-1, h, w, 3)
-    columns = 1 + len(class_names)
-    grid = tile_grid(tiles, columns, pad=PAD, fill=255)
-    figure = new_figure(0.75 * columns + 1, 0.8 * n + 0.6)
-    ax = figure.add_subplot()
-    ax.imshow(grid, interpolation="nearest")
-    for j, name in enumerate(["input", *class_names]):
-        ax.text(PAD + j * (w + PAD) + w / 2, 0, name, ha="center", va="bottom", fontsize=7)
-    ax.set_yticks([PAD + i * (h + PAD) + h / 2 for i in range(n)], row_labels, fontsize=7)
-    ax.set_xticks([])
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-    ax.set_title("d class score / d input", fontsize=9, pad=12)
+    maps = grads.float().cpu().numpy().reshape(n, len(class_names), h, w)
+    columns = len(class_names)
+    figure = new_figure(0.75 * (columns + 1) + 1.4, 0.85 * n + 0.7)
+    # one strip image per row, its maps side by side (NaN gaps): a few artists draw fast, unlike a subplot per map
+    axes = figure.subplots(n, 2, squeeze=False, width_ratios=[1, columns])
+    colours = matplotlib.colormaps["RdBu_r"].with_extremes(bad="white")
+    for i in range(n):
+        peak = float(np.abs(maps[i]).max()) or 1e-12
+        axes[i, 0].imshow(images[i], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        axes[i, 0].set_ylabel(row_labels[i], fontsize=7)
+        strip = tile_grid(maps[i], columns, pad=PAD, fill=np.nan)
+        shown = axes[i, 1].imshow(strip, cmap=colours, vmin=-peak, vmax=peak, interpolation="nearest")
+        figure.colorbar(shown, ax=axes[i, 1], pad=0.01, aspect=8).ax.tick_params(labelsize=6)
+        for ax in axes[i]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+    axes[0, 0].set_title("input", fontsize=7)
+    for j, name in enumerate(class_names):
+        axes[0, 1].text(PAD + j * (w + PAD) + w / 2, 0, name, ha="center", va="bottom", fontsize=7)
+    figure.suptitle("d class score / d input", fontsize=9)
     return figure
 
 

@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
+import matplotlib
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from torch import nn
 
 from mlplab.callbacks.datamodule_views import image_shape
@@ -24,25 +26,50 @@ def linear_layers(network: nn.Module) -> list[nn.Linear]:
     return layers
 
 
-def weight_tiles(weight: torch.Tensor, shape: Sequence[int], max_tiles: int, scale: int = 1) -> np.ndarray:
-    """One tile per unit (row of `weight`) in the input's `shape`, in a square-ish grid, each tile scaled for
-    contrast on its own: mid-grey is 0, white its largest positive weight, black its largest negative one."""
-    rows = weight[:max_tiles].detach().float().cpu()
-    peaks = rows.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)
-    tiles = ((rows / peaks + 1) * 127.5).round().to(torch.uint8).reshape(len(rows), *shape)
-    grid = tile_grid(tiles.numpy(), columns=math.ceil(math.sqrt(len(rows))))
-    return grid.repeat(scale, axis=0).repeat(scale, axis=1)
+def weight_tiles(weight: torch.Tensor, shape: Sequence[int], max_tiles: int) -> np.ndarray:
+    """The weights of the first `max_tiles` units (rows of `weight`), each a tile in the input's `shape`, in a
+    square-ish grid; NaN between and after the tiles."""
+    rows = weight[:max_tiles].detach().float().cpu().numpy().reshape(-1, *shape)
+    return tile_grid(rows, columns=math.ceil(math.sqrt(len(rows))), fill=np.nan)
 
 
-def weight_heatmap(weight: torch.Tensor, feature_names: Sequence[str], max_rows: int) -> Figure:
-    """Units x input features, coloured by weight (red positive, blue negative), features named on the axis."""
-    rows = weight[:max_rows].detach().float().cpu().numpy()
-    peak = float(np.abs(rows).max()) or 1.0
-    figure = new_figure(max(4.0, 0.5 * rows.shape[1] + 2), max(2.5, 0.18 * len(rows) + 1.5))
+def weight_grid_figure(
+    weight: torch.Tensor, shape: Sequence[int], max_tiles: int, title: str, scale: int = 2, labels: Sequence[str] = ()
+) -> Figure:
+    """The tiles of `weight_tiles` on one colour scale for all (red positive, blue negative, white 0) with its colour
+    bar, each weight `scale` x `scale` pixels; `labels` above the tiles (class names for a linear model's)."""
+    grid = weight_tiles(weight, shape, max_tiles)
+    peak = float(np.nanmax(np.abs(grid))) or 1.0
+    h, w = shape
+    tiles = min(len(weight), max_tiles)
+    columns = math.ceil(math.sqrt(tiles))
+    # room for the colour bar and the title around the grid; small grids (a linear model's 10) kept legible
+    figure = new_figure(max(5.0, grid.shape[1] * scale / 100 + 1.6), max(4.0, grid.shape[0] * scale / 100 + 0.9))
     ax = figure.add_subplot()
-    shown = ax.imshow(rows, cmap="RdBu_r", vmin=-peak, vmax=peak, aspect="auto", interpolation="nearest")
-    ax.set_xticks(range(rows.shape[1]), feature_names, rotation=45, ha="right")
-    ax.set_ylabel("unit")
+    colours = matplotlib.colormaps["RdBu_r"].with_extremes(bad="0.35")  # dark gaps: tiles stand apart
+    shown = ax.imshow(grid, cmap=colours, vmin=-peak, vmax=peak, interpolation="nearest")
+    for i, label in enumerate(labels[:tiles]):
+        x, y = 1 + (i % columns) * (w + 1) + w / 2, 1 + (i // columns) * (h + 1)
+        ax.text(x, y, label, ha="center", va="top", fontsize=7, color="black", backgroundcolor="white")
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=9)
+    figure.colorbar(shown, ax=ax, label="weight", shrink=0.8)
+    return figure
+
+
+def weight_heatmap(weight: torch.Tensor, feature_names: Sequence[str], max_units: int, title: str) -> Figure:
+    """Input features x units, coloured by weight (red positive, blue negative), features named on the axis."""
+    columns = weight[:max_units].detach().float().cpu().numpy().T
+    peak = float(np.abs(columns).max()) or 1.0
+    features, units = columns.shape
+    # features down, units across: a hundred units make a wide picture rather than a two-metre tall one
+    figure = new_figure(min(max(4.5, 2.2 + 0.06 * units), 11.0), min(max(3.0, 1.3 + 0.3 * features), 8.0))
+    ax = figure.add_subplot()
+    shown = ax.imshow(columns, cmap="RdBu_r", vmin=-peak, vmax=peak, aspect="auto", interpolation="nearest")
+    ax.set_yticks(range(features), feature_names)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("unit")
+    ax.set_title(title, fontsize=9)
     figure.colorbar(shown, ax=ax, label="weight")
     return figure
 
@@ -50,9 +77,9 @@ def weight_heatmap(weight: torch.Tensor, feature_names: Sequence[str], max_rows:
 class FirstLayerWeights(PictureCallback):
     """Draws the first layer's weights after every `every_n_epochs` epochs and after the last one.
 
-    Image data: a grid of tiles in the image's shape, one per hidden unit (one per class for a linear model), at
-    most `max_units`, each `scale` times enlarged. Other data: a heat map of units x features, named by the task's
-    `feature_names`. Saved as <dirpath>/weights/first_layer_epochNNN.png; W&B key `weights/first_layer`.
+    Image data: a grid of tiles in the image's shape, one per hidden unit (one per class for a linear model, named),
+    at most `max_units`, each weight `scale` x `scale` pixels, on one colour scale with its bar. Other data: a heat
+    map of features x units, the features named by the task's `feature_names`. Saved as <dirpath>/weights/first_layer_epochNNN.png; W&B key `weights/first_layer`.
     """
 
     def __init__(self, dirpath: str | Path, every_n_epochs: int = 1, max_units: int = 100, scale: int = 2) -> None:
@@ -73,14 +100,17 @@ class FirstLayerWeights(PictureCallback):
         units = "class" if len(layers) == 1 and weight.shape[0] > 1 else "unit"
         shown = min(len(weight), self.max_units)
         shape = image_shape(trainer)
+        caption = f"epoch {epoch}: first-layer weights, one per {units} ({shown} of {len(weight)})"
         if shape and math.prod(shape) == weight.shape[1]:
-            picture = weight_tiles(weight, shape, self.max_units, self.scale)
+            classes = list(getattr(pl_module.task, "class_names", None) or [])
+            labels = classes if units == "class" and len(classes) == len(weight) else []
+            title = f"epoch {epoch}: class templates (a linear model's weights)" if labels else caption
+            picture = weight_grid_figure(weight, shape, self.max_units, title, self.scale, labels)
         else:
             names = list(getattr(pl_module.task, "feature_names", None) or [])
             if len(names) != weight.shape[1]:
                 names = [f"x{i}" for i in range(weight.shape[1])]
-            picture = weight_heatmap(weight, names, self.max_units)
-        caption = f"epoch {epoch}: first-layer weights, one per {units} ({shown} of {len(weight)})"
+            picture = weight_heatmap(weight, names, self.max_units, caption)
         return self.publish(
             trainer,
             "weights/first_layer",
