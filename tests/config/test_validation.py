@@ -90,6 +90,8 @@ CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os
         (["model.input_dropout=1.0"], "model.input_dropout=1.0 is invalid"),
         (["data.label_smoothing=-0.1"], "data.label_smoothing=-0.1 is invalid"),
         (["data.max_shift=-1"], "data.max_shift=-1 is invalid"),
+        (["data.max_shift=28"], "data.max_shift=28 is invalid: must be an integer in [0, 28) pixels"),
+        (["data=fashion_mnist", "data.max_shift=30"], "data.max_shift=30 is invalid: must be an integer in [0, 28)"),
         (["matmul_precision=tf32"], "matmul_precision='tf32' is invalid: valid: highest, high, medium"),
         (
             ["accelerator=cpu", f"trainer.devices=[0,{CORES}]"],

@@ -153,9 +153,20 @@ RULES: dict[str, Rule] = {
     "model.norm": one_of(*NORMS),
     "model.init": one_of(*INITS),
     "model.init_std": interval(0, None, low_open=True),
-    # the optimizer and the schedule
+    # the optimizer and the schedule (every float key has a range: nan and the infinities are refused for all)
+    "optimizer.lr": interval(0, None, low_open=True),
     "optimizer.weight_decay": interval(0, None),
     "optimizer.momentum": interval(0, None),
+    "optimizer.betas": Rule(
+        "must be a list of 2 numbers, each in [0, 1)", lambda v: len(v) == 2 and all(0 <= b < 1 for b in v)
+    ),
+    "optimizer.alpha": interval(0, 1),
+    "optimizer.eps": interval(0, None, low_open=True),
+    "scheduler.scheduler.max_lr": interval(0, None, low_open=True),
+    "scheduler.scheduler.pct_start": interval(0, 1, low_open=True),
+    "scheduler.scheduler.eta_min": interval(0, None),
+    "scheduler.scheduler.factor": interval(0, 1, low_open=True),
+    "scheduler.scheduler.gamma": interval(0, None, low_open=True),
     "scheduler.interval": one_of("epoch", "step", type=str),
     "scheduler.monitor": typed(str),
     "scheduler.frequency": at_least(1),
@@ -205,6 +216,12 @@ RULES: dict[str, Rule] = {
     "callbacks.*.bins": at_least(1),
     "callbacks.baselines.max_train_samples": at_least(1, null="every training row"),
     "callbacks.*.mode": one_of("min", "max"),
+    "callbacks.*.min_delta": interval(0, None),
+    # scikit-learn's estimators have no annotations: the type is given here
+    "baseline_models.*.C": interval(0, None, low_open=True, type=float),
+    "baseline_models.*.tol": interval(0, None, low_open=True, type=float),
+    "callbacks.baselines.models.*.C": interval(0, None, low_open=True, type=float),
+    "callbacks.baselines.models.*.tol": interval(0, None, low_open=True, type=float),
     "logger": typed(dict | None),
     "logger.*.mode": one_of("online", "offline", "disabled", None, type=str | None),
 }

@@ -4,6 +4,7 @@ A bad value fails early with a ConfigError naming the key, the value and what is
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ from omegaconf.errors import InterpolationKeyError, InterpolationResolutionError
 from mlplab.config.devices import check_devices
 from mlplab.config.rules import require, rule_for
 from mlplab.config.types import UNKNOWN, describe, element_hint, fits, locate, parameters
+from mlplab.data.splits import check_fold_sizes
 from mlplab.utils.errors import ConfigError
 
 MISSING = "???"
@@ -76,6 +78,10 @@ class _Check:
             for i, value in enumerate(self.value):
                 require(fits(value, item), f"{self.key}[{i}]", value, f"must be {describe(item)}")
         require(fits(self.value, hint), self.key, self.value, valid)
+        # nan and the infinities are floats that fit any float key, and no run can use one (lr=inf trains until
+        # the divergence check stops it): refused for every key, whatever its rule
+        if isinstance(self.value, float):
+            require(math.isfinite(self.value), self.key, self.value, f"not a finite number; {valid}")
         if rule is not None:
             require(rule.ok(self.value), self.key, self.value, valid)
 
@@ -117,9 +123,20 @@ def _check_data(data: DictConfig) -> None:
         keys = " + ".join(f"data.{k}" for k in fractions)
         require(total < 1, keys, round(total, 10), "the held-out shares must sum below 1, leaving rows to train on")
     _check_folds(data)
+    _check_max_shift(data)
     rows = known_rows(data)
     if rows is not None:
         check_split_sizes(data, rows)
+        if data.get("folds") is not None:  # the pool: the rows that are not test rows (housing's test_fraction)
+            check_fold_sizes(data.folds, rows - round(rows * data.get("test_fraction", 0)))
+
+
+def _check_max_shift(data: DictConfig) -> None:
+    """data.max_shift moves images by less than their side (the data module's image_shape)."""
+    shape = getattr(locate(data._target_), "image_shape", None)
+    shift = data.get("max_shift")
+    if shape is not None and isinstance(shift, int):
+        require(shift < min(shape), "data.max_shift", shift, f"must be an integer in [0, {min(shape)}) pixels")
 
 
 def _check_folds(data: DictConfig) -> None:
