@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import torch
 
+from mlplab.config.location import CONFIG_DIR
 from mlplab.config.types import describe
 from mlplab.data.features import FEATURE_TRANSFORMS
 from mlplab.models.mlp import ACTIVATIONS, INITS, NORMS
@@ -98,12 +99,24 @@ def node(what: str, *, null: bool = False) -> Rule:
     )
 
 
+def _trainer_node() -> Rule:
+    """`trainer=cpu` (a group option, as for `optimizer=adam`) points to the accelerator group: there is no trainer
+    group, the trainer's device settings are chosen there."""
+    rule = node("a Trainer")
+    options = ", ".join(sorted(p.stem for p in (CONFIG_DIR / "accelerator").glob("*.yaml")))
+    hint = (
+        "; there is no trainer config group: choose the device with the accelerator group, accelerator=cpu "
+        f"(options: {options}), and set one Trainer setting with trainer.<key>=<value>, e.g. trainer.max_epochs=10"
+    )
+    return Rule(rule.valid + hint, rule.ok, rule.type)
+
+
 RULES: dict[str, Rule] = {
     # the groups
     "data": node("a data module"),
     "model": node("a network"),
     "optimizer": node("an optimizer"),
-    "trainer": node("a Trainer"),
+    "trainer": _trainer_node(),
     "scheduler": Rule(
         "must be a schedule: a mapping with a `scheduler` node (and interval, monitor), or null",
         lambda v: v is None or "scheduler" in v,
@@ -123,6 +136,7 @@ RULES: dict[str, Rule] = {
     "seed": Rule("must be an integer in [0, 2**32 - 1]", lambda v: 0 <= v < 2**32, int),
     "lr": interval(0, None, low_open=True, type=float),
     "optimized_metric": typed(str),
+    "tags": typed(list[str]),  # the W&B run's tags, also in run_record.json and the sweep report
     "ckpt_path": typed(str | None),
     # predict.py (conf/predict.yaml)
     "inputs": typed(str),
@@ -228,6 +242,14 @@ RULES: dict[str, Rule] = {
 
 
 _PATTERNS = [(re.compile(re.escape(p).replace(r"\*", "[^.]*") + "$"), rule) for p, rule in RULES.items() if "*" in p]
+
+
+def known_keys(section: str = "") -> list[str]:
+    """The keys the rules table names directly under `section` ("": the top level), for suggesting one."""
+    depth = section.count(".") + 1 if section else 0
+    prefix = f"{section}." if section else ""
+    parts = (p.split(".") for p in RULES if p.startswith(prefix))
+    return sorted({p[depth] for p in parts if len(p) > depth and "*" not in p[depth]})
 
 
 def rule_for(key: str) -> Rule | None:

@@ -4,6 +4,7 @@ A bad value fails early with a ConfigError naming the key, the value and what is
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationKeyError, InterpolationResolutionError, MissingMandatoryValue
 
 from mlplab.config.devices import check_devices
-from mlplab.config.rules import require, rule_for
+from mlplab.config.rules import known_keys, require, rule_for
 from mlplab.config.types import UNKNOWN, describe, element_hint, fits, locate, parameters
 from mlplab.data.splits import check_fold_sizes
 from mlplab.utils.errors import ConfigError
@@ -94,6 +95,8 @@ def _checks(node: Any, raw: Any, key: str = "", hint: Any = UNKNOWN) -> Iterator
     raw_children = raw if isinstance(raw, (dict, list)) else None
     if isinstance(node, dict):
         hints: dict[str, Any] = {}
+        if not key or (_is_section(key) and "_target_" not in node):
+            yield _KnownKeys(key, node)  # after the section's own check: `scheduler={wrong: 1}` is named as that
         if isinstance(node.get("_target_"), str):
             accepted = parameters(node["_target_"])
             unknown = [k for k in node if k not in HYDRA_KEYS and k not in accepted.hints]
@@ -113,6 +116,39 @@ def _checks(node: Any, raw: Any, key: str = "", hint: Any = UNKNOWN) -> Iterator
         for i, v in enumerate(node):
             sub_raw = raw_children[i] if isinstance(raw_children, list) and i < len(raw_children) else raw
             yield from _checks(v, sub_raw, f"{key}[{i}]")
+
+
+def _is_section(key: str) -> bool:
+    """A mapping that the rules table describes key by key (monitor, scheduler, paths, ...), not one of values."""
+    rule = rule_for(key)
+    return rule is not None and rule.type in (dict, dict | None)
+
+
+@dataclass(frozen=True)
+class _KnownKeys:
+    """Every key of the top level or of a section is one that something reads: `+optimzer=adam` or `+tag=[a]` is
+    refused naming the nearest known key, not ignored (keys under a `_target_` are checked against its signature)."""
+
+    key: str
+    node: dict
+    interpolated: bool = False
+
+    def run(self) -> None:
+        _check_known(self.node, self.key)
+
+
+def _check_known(node: dict, key: str) -> None:
+    for k in node:
+        path = f"{key}.{k}" if key else str(k)
+        if k in HYDRA_KEYS or rule_for(path) is not None:
+            continue
+        near = difflib.get_close_matches(str(k), known_keys(key), n=1)
+        where = f"under {key}" if key else "at the top level"
+        raise ConfigError(
+            f"{path} is invalid: no part of mlplab reads a key {k!r} {where}"
+            + (f"; did you mean {key + '.' if key else ''}{near[0]}?" if near else "")
+            + (" (a config group is chosen without +: optimizer=adam)" if not key else "")
+        )
 
 
 def _check_data(data: DictConfig) -> None:
