@@ -216,6 +216,15 @@ def test_an_unreadable_image_is_named_and_nothing_is_written(mnist_run, tmp_path
             r"rows.csv, line 2, column Longitude: 'nan' is not a finite number",
         ),
         (",".join(FEATURE_NAMES) + "\n1,2,3,1,5,6,34\n", r"rows.csv, line 2: 7 values for the 8 columns of its header"),
+        (  # finite in float64, infinite once standardised into float32: the network would give nan
+            ",".join(FEATURE_NAMES) + "\n1,2,3,1,5,6,34,-118\n\n1,2,3,1,1e300,6,34,-118\n",
+            r"rows.csv, line 4, column Population: '1e300' is out of range: the checkpoint's feature transform "
+            r"makes it inf",
+        ),
+        (  # Python's float() reads it as 1000; no CSV writer writes it
+            ",".join(FEATURE_NAMES) + "\n1,2,3,1,1_000,6,34,-118\n",
+            r"rows.csv, line 2, column Population: '1_000' is not a CSV number: write it without underscores",
+        ),
         ("", r"rows.csv is empty"),
     ],
 )
@@ -241,6 +250,28 @@ def test_missing_inputs_and_an_output_over_an_input_are_refused(housing_run, tmp
     with pytest.raises(ConfigError, match=r"output='.*best.ckpt' is invalid: name the .csv file to write"):
         _predict(tmp_path, cfg, f"ckpt_path={run_dir}", f"inputs={table}", f"output={tmp_path / 'best.ckpt'}")
     assert table.read_text() == ",".join(FEATURE_NAMES) + "\n1,2,3,1,5,6,34,-118\n"
+
+
+def _unwritable_outputs(tmp_path: Path) -> list[Path]:
+    (tmp_path / "a_file").write_text("")
+    outputs = [tmp_path / "a_file" / "predictions.csv"]  # a folder that is a file
+    try:  # /sys refuses new files even to root (a chmod'ed folder does not)
+        os.close(os.open("/sys/.mlplab_probe", os.O_CREAT | os.O_WRONLY))
+        os.unlink("/sys/.mlplab_probe")
+    except OSError:
+        outputs.append(Path("/sys/predictions.csv"))
+    return outputs
+
+
+def test_an_output_that_cannot_be_written_is_named_as_given(housing_run, tmp_path):
+    run_dir, cfg, _ = housing_run
+    table = tmp_path / "rows.csv"
+    table.write_text(",".join(FEATURE_NAMES) + "\n1,2,3,1,5,6,34,-118\n")
+    for output in _unwritable_outputs(tmp_path):
+        with pytest.raises(ConfigError) as error:
+            _predict(tmp_path, cfg, f"ckpt_path={run_dir}", f"inputs={table}", f"output={output}")
+        assert str(error.value).startswith(f"output={str(output)!r} is invalid: it cannot be written (")
+        assert ".tmp" not in str(error.value)  # not the temporary file the CSV is first written to
 
 
 def test_the_command_line_writes_the_csv_into_its_own_folder_and_says_where(mnist_run, tmp_path):

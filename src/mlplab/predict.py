@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import hydra
@@ -57,29 +57,33 @@ def predict(cfg: DictConfig) -> Path:
         raise ConfigError(f"output={str(cfg.output)!r} is invalid: it is the input file; name another file")
     run = load_trained_run(cfg.ckpt_path, cfg.paths)
     restore_input_statistics(run)
-    header, rows, raw = read_inputs(run, inputs, invert=cfg.get("invert", False))
-    names, values = prediction_columns(
-        run.datamodule.task, network_outputs(run.module, run.datamodule.prepare_inputs(raw))
-    )
+    header, rows, x = read_inputs(run, inputs, invert=cfg.get("invert", False))
+    names, values = prediction_columns(run.datamodule.task, network_outputs(run.module, x))
     echoed = [i for i, name in enumerate(header) if name not in names]  # an earlier prediction is replaced, not doubled
-    write_csv(
-        output, [header[i] for i in echoed] + names, [[row[i] for i in echoed] + v for row, v in zip(rows, values)]
-    )
+    try:
+        write_csv(
+            output, [header[i] for i in echoed] + names, [[row[i] for i in echoed] + v for row, v in zip(rows, values)]
+        )
+    except OSError as e:  # it names the temporary file beside the output, or a parent folder: name the output
+        raise ConfigError(
+            f"output={str(cfg.output)!r} is invalid: it cannot be written ({type(e).__name__}: {e.strerror or e}); "
+            "name a .csv file in a writable folder"
+        ) from None
     log.info("Predictions of %s for %d input(s) from %s: %s", run.ckpt_path, len(rows), inputs, output.resolve())
     return output
 
 
 def read_inputs(run: TrainedRun, inputs: Path, invert: bool = False) -> tuple[list[str], list[list[str]], torch.Tensor]:
-    """(the CSV's leading columns, their values for each input, the raw inputs that `prepare_inputs` takes)."""
+    """(the CSV's leading columns, their values for each input, the inputs prepared as the network takes them)."""
     datamodule = run.datamodule
     if isinstance(datamodule, IDXImageDataModule):
         files = image_files(inputs)
         images = torch.stack([read_image(f, datamodule.image_shape, invert=invert) for f in files])
         warn_if_dark_on_light(files, images)
-        return ["file"], [[f.name] for f in files], images
+        return ["file"], [[f.name] for f in files], datamodule.prepare_inputs(images)
     feature_names = getattr(datamodule.task, "feature_names", None)
     if feature_names:
-        return read_table(inputs, feature_names)
+        return read_table(inputs, feature_names, prepare=datamodule.prepare_inputs)
     raise CheckpointError(
         f"{run.ckpt_path}: predict.py reads images or tables of named features, and "
         f"{type(datamodule).__name__} has neither"
@@ -156,9 +160,12 @@ def warn_if_dark_on_light(files: Sequence[Path], images: torch.Tensor) -> None:
         )
 
 
-def read_table(path: Path, feature_names: Sequence[str]) -> tuple[list[str], list[list[str]], torch.Tensor]:
-    """A CSV with a header row: (header, rows as text, the feature columns as float64 (N, features), in
-    `feature_names`' order). Columns may come in any order; the others are kept as text for the output."""
+def read_table(
+    path: Path, feature_names: Sequence[str], prepare: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> tuple[list[str], list[list[str]], torch.Tensor]:
+    """A CSV with a header row: (header, rows as text, the feature columns (N, features) in `feature_names`'
+    order: as float64, or as `prepare` makes them). Columns may come in any order; the others are kept as text
+    for the output. A value that `prepare` makes infinite or NaN (1e300, beyond float32) is refused."""
     if path.is_dir():
         raise InputError(
             f"{path} is a folder: this model reads one CSV file of feature rows ({', '.join(feature_names)})"
@@ -190,22 +197,35 @@ def read_table(path: Path, feature_names: Sequence[str]) -> tuple[list[str], lis
         if len(row) != len(header):
             raise InputError(f"{path}, line {line}: {len(row)} values for the {len(header)} columns of its header")
         for j, column in enumerate(columns):
-            value = _finite_number(row[column])
-            if value is None:
-                raise InputError(
-                    f"{path}, line {line}, column {header[column]}: {row[column]!r} is not a finite number"
-                )
-            features[i, j] = value
+            features[i, j] = _finite_number(row[column], f"{path}, line {line}, column {header[column]}")
         rows.append(row)
-    return header, rows, torch.from_numpy(features)
+    x = torch.from_numpy(features)
+    if prepare is None:
+        return header, rows, x
+    prepared = prepare(x)
+    bad = (~torch.isfinite(prepared)).nonzero()
+    if len(bad):
+        i, j = bad[0].tolist()
+        line, row = lines[1 + i]
+        raise InputError(
+            f"{path}, line {line}, column {header[columns[j]]}: {row[columns[j]]!r} is out of range: the "
+            f"checkpoint's feature transform makes it {prepared[i, j].item()} (beyond float32's range)"
+        )
+    return header, rows, prepared
 
 
-def _finite_number(text: str) -> float | None:
+def _finite_number(text: str, where: str) -> float:
+    """The number in a CSV cell. Python's float() also reads `1_000` (a digit separator no CSV writer puts in a
+    number; a typo as likely as not), so underscores are refused, as are NaN and the infinities."""
+    if "_" in text:
+        raise InputError(f"{where}: {text!r} is not a CSV number: write it without underscores (1000, not 1_000)")
     try:
         value = float(text)
     except ValueError:
-        return None
-    return value if np.isfinite(value) else None
+        value = float("nan")
+    if not np.isfinite(value):
+        raise InputError(f"{where}: {text!r} is not a finite number")
+    return value
 
 
 @torch.inference_mode()

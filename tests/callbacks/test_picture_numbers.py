@@ -24,8 +24,8 @@ from mlplab.data.idx import read_idx
 from mlplab.data.tensor_datamodule import TensorDataModule
 from mlplab.models.mlp import MLP
 from mlplab.models.tasks import RegressionTask
+from mlplab.run.build import build_callbacks, build_module, build_trainer
 from mlplab.train import train
-from mlplab.utils.build import build_callbacks, build_module, build_trainer
 from tests.conftest import make_idx_dataset, tiny_overrides
 
 EPOCHS = 3

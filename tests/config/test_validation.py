@@ -90,6 +90,8 @@ CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os
         (["model.input_dropout=1.0"], "model.input_dropout=1.0 is invalid"),
         (["data.label_smoothing=-0.1"], "data.label_smoothing=-0.1 is invalid"),
         (["data.max_shift=-1"], "data.max_shift=-1 is invalid"),
+        (["data.max_shift=28"], "data.max_shift=28 is invalid: must be an integer in [0, 28) pixels"),
+        (["data=fashion_mnist", "data.max_shift=30"], "data.max_shift=30 is invalid: must be an integer in [0, 28)"),
         (["matmul_precision=tf32"], "matmul_precision='tf32' is invalid: valid: highest, high, medium"),
         (
             ["accelerator=cpu", f"trainer.devices=[0,{CORES}]"],
@@ -123,6 +125,46 @@ def test_a_gpu_accelerator_without_a_gpu_says_so(compose_config):
         ConfigError, match="trainer.accelerator='gpu' is invalid: this machine has no gpu device; use accelerator=cpu"
     ):
         validate_config(compose_config("accelerator=gpu"))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "+optimzer=adam",
+            "optimzer is invalid: no part of mlplab reads a key 'optimzer' at the top level; did you mean "
+            "optimizer? (a config group is chosen without +: optimizer=adam)",
+        ),
+        (
+            "+tag=[baseline]",
+            "tag is invalid: no part of mlplab reads a key 'tag' at the top level; did you mean tags?",
+        ),
+        (
+            "+monitor.metrc=val/loss",
+            "monitor.metrc is invalid: no part of mlplab reads a key 'metrc' under monitor; did you mean monitor.metric?",
+        ),
+        ("scheduler=cosine +scheduler.intervl=step", "did you mean scheduler.interval?"),
+        ("+zzz=1", "zzz is invalid: no part of mlplab reads a key 'zzz' at the top level (a config group"),
+        ("tags=[1]", "tags=[1] is invalid: must be a list of strings"),
+        ("tags=baseline", "tags='baseline' is invalid: must be a list of strings"),
+        (
+            "trainer=cpu",
+            "trainer='cpu' is invalid: must be a Trainer: a node with a _target_; there is no trainer config group: "
+            "choose the device with the accelerator group, accelerator=cpu (options: auto, cpu, ddp, ddp_cpu, gpu, mps)",
+        ),
+    ],
+)
+def test_a_key_that_nothing_reads_is_refused_naming_the_nearest_known_one(compose_config, override, message):
+    with pytest.raises(ConfigError) as error:
+        validate_config(compose_config(*override.split()))
+    assert message in str(error.value)
+
+
+def test_tags_are_a_list_of_strings_that_reaches_the_wandb_logger(compose_config):
+    assert compose_config().tags == [] and compose_config().logger.wandb.tags == []
+    cfg = compose_config("tags=[baseline,v2]", "logger=many")
+    validate_config(cfg)
+    assert cfg.logger.wandb.tags == ["baseline", "v2"]
 
 
 def test_an_unknown_group_option_lists_the_valid_ones(compose_config):

@@ -140,6 +140,34 @@ def test_bad_fold_settings_are_refused_naming_the_key_and_what_is_valid(compose_
     assert message in str(error.value)
 
 
+@pytest.mark.parametrize(
+    ("data", "pool"),
+    [
+        ("mnist", 60000),
+        ("housing", 16512),
+    ],  # MNIST's 60,000 training images; housing's 20,640 rows less 4,128 test rows
+)
+def test_more_folds_than_the_pool_can_fill_are_refused_from_the_config(compose_config, data, pool):
+    validate_config(compose_config(f"data={data}", f"data.folds={pool // 2}", "data.fold=0"))  # 2 rows each: fine
+    for folds in (pool // 2 + 1, pool, pool + 1):  # some folds of one row; every fold one row; some folds empty
+        with pytest.raises(ConfigError) as error:
+            validate_config(compose_config(f"data={data}", f"data.folds={folds}", "data.fold=0"))
+        assert str(error.value) == (
+            f"data.folds={folds} is invalid: the training pool has {pool} rows: at most {pool // 2} folds "
+            "(each fold validates on at least 2 rows)"
+        )
+
+
+@pytest.mark.parametrize("folds", [600, 301])  # the pool of 600 images: a fold of one row, or of none
+def test_more_folds_than_files_of_ones_own_can_fill_are_refused_before_anything_is_written(tiny_mnist, tmp_path, folds):
+    cfg = compose_run_config([*tiny_overrides(*tiny_mnist), f"data.folds={folds}", "data.fold=0"], tmp_path / "run")
+    validate_config(cfg)  # the files' size is known only once they are read
+    with pytest.raises(ConfigError, match=f"data.folds={folds} is invalid: the training pool has 600 rows"):
+        train(cfg)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert not list(tmp_path.glob("run/**/*.ckpt")) and not list(tmp_path.glob("run/**/metrics.csv"))
+
+
 def test_bad_fold_settings_are_refused_before_any_data_loads(compose_config, tmp_path):
     cfg = compose_config(f"paths.data_dir={tmp_path / 'nothing'}", "data.sources=[]", "data.folds=3", "data.fold=3")
     with pytest.raises(ConfigError, match="data.fold=3 is invalid"):

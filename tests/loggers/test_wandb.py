@@ -275,3 +275,12 @@ def test_a_seed_sweep_is_browsable_in_one_wandb_folder_with_its_aggregated_summa
         assert [[row[c] for c in ("job", "status")] for row in csv.DictReader(f)] == [
             [str(r[0]), r[1]] for r in jobs_table
         ]
+
+
+def test_the_runs_tags_reach_its_wandb_run_and_its_run_record(compose_config, tiny_mnist, tmp_path):
+    cfg = compose_config(*tiny_overrides(*tiny_mnist), "trainer.max_epochs=1", "callbacks=lean", "tags=[baseline,v2]")
+    main(cfg)  # train.py's entry point: it keeps run_record.json
+    (path,) = offline_runs(tmp_path / "run" / "wandb")
+    run = OfflineRun(path)
+    assert run.run.get("tags") == ["baseline", "v2"]
+    assert read_run_record(tmp_path / "run")["tags"] == ["baseline", "v2"]

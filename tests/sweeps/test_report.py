@@ -381,3 +381,17 @@ def test_the_repeat_keys_are_a_setting_of_the_report_in_the_hydra_config(tmp_pat
     GlobalHydra.instance().clear()
     assert instantiate(default).repeat_keys == ("seed", "data.fold")
     assert instantiate(chosen.hydra.callbacks.sweep_report).repeat_keys == ("data.fold",)
+
+
+def test_a_tags_column_appears_only_when_a_job_has_tags(tmp_path):
+    for num, lr in enumerate(("0.1", "0.01")):
+        _job(tmp_path / "plain", num, "completed", 0.5, [f"lr={lr}"])
+        _job(tmp_path / "tagged", num, "completed", 0.5, [f"lr={lr}", "tags=[baseline,v2]"])
+        record = read_run_record(tmp_path / "tagged" / str(num))
+        write_json(tmp_path / "tagged" / str(num) / RECORD_NAME, {**record, "tags": ["baseline", "v2"]})
+
+    assert "tags" not in write_report(tmp_path / "plain")["columns"]
+    report = write_report(tmp_path / "tagged")
+    assert report["columns"][:4] == ["job", "status", "lr", "tags"]
+    assert [row["tags"] for row in report["rows"]] == ["baseline v2", "baseline v2"]
+    assert "| baseline v2 |" in (tmp_path / "tagged" / "summary.md").read_text()

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import torch
 
+from mlplab.config.location import CONFIG_DIR
 from mlplab.config.types import describe
 from mlplab.data.features import FEATURE_TRANSFORMS
 from mlplab.models.mlp import ACTIVATIONS, INITS, NORMS
@@ -98,12 +99,24 @@ def node(what: str, *, null: bool = False) -> Rule:
     )
 
 
+def _trainer_node() -> Rule:
+    """`trainer=cpu` (a group option, as for `optimizer=adam`) points to the accelerator group: there is no trainer
+    group, the trainer's device settings are chosen there."""
+    rule = node("a Trainer")
+    options = ", ".join(sorted(p.stem for p in (CONFIG_DIR / "accelerator").glob("*.yaml")))
+    hint = (
+        "; there is no trainer config group: choose the device with the accelerator group, accelerator=cpu "
+        f"(options: {options}), and set one Trainer setting with trainer.<key>=<value>, e.g. trainer.max_epochs=10"
+    )
+    return Rule(rule.valid + hint, rule.ok, rule.type)
+
+
 RULES: dict[str, Rule] = {
     # the groups
     "data": node("a data module"),
     "model": node("a network"),
     "optimizer": node("an optimizer"),
-    "trainer": node("a Trainer"),
+    "trainer": _trainer_node(),
     "scheduler": Rule(
         "must be a schedule: a mapping with a `scheduler` node (and interval, monitor), or null",
         lambda v: v is None or "scheduler" in v,
@@ -123,6 +136,7 @@ RULES: dict[str, Rule] = {
     "seed": Rule("must be an integer in [0, 2**32 - 1]", lambda v: 0 <= v < 2**32, int),
     "lr": interval(0, None, low_open=True, type=float),
     "optimized_metric": typed(str),
+    "tags": typed(list[str]),  # the W&B run's tags, also in run_record.json and the sweep report
     "ckpt_path": typed(str | None),
     # predict.py (conf/predict.yaml)
     "inputs": typed(str),
@@ -153,9 +167,20 @@ RULES: dict[str, Rule] = {
     "model.norm": one_of(*NORMS),
     "model.init": one_of(*INITS),
     "model.init_std": interval(0, None, low_open=True),
-    # the optimizer and the schedule
+    # the optimizer and the schedule (every float key has a range: nan and the infinities are refused for all)
+    "optimizer.lr": interval(0, None, low_open=True),
     "optimizer.weight_decay": interval(0, None),
     "optimizer.momentum": interval(0, None),
+    "optimizer.betas": Rule(
+        "must be a list of 2 numbers, each in [0, 1)", lambda v: len(v) == 2 and all(0 <= b < 1 for b in v)
+    ),
+    "optimizer.alpha": interval(0, 1),
+    "optimizer.eps": interval(0, None, low_open=True),
+    "scheduler.scheduler.max_lr": interval(0, None, low_open=True),
+    "scheduler.scheduler.pct_start": interval(0, 1, low_open=True),
+    "scheduler.scheduler.eta_min": interval(0, None),
+    "scheduler.scheduler.factor": interval(0, 1, low_open=True),
+    "scheduler.scheduler.gamma": interval(0, None, low_open=True),
     "scheduler.interval": one_of("epoch", "step", type=str),
     "scheduler.monitor": typed(str),
     "scheduler.frequency": at_least(1),
@@ -205,12 +230,26 @@ RULES: dict[str, Rule] = {
     "callbacks.*.bins": at_least(1),
     "callbacks.baselines.max_train_samples": at_least(1, null="every training row"),
     "callbacks.*.mode": one_of("min", "max"),
+    "callbacks.*.min_delta": interval(0, None),
+    # scikit-learn's estimators have no annotations: the type is given here
+    "baseline_models.*.C": interval(0, None, low_open=True, type=float),
+    "baseline_models.*.tol": interval(0, None, low_open=True, type=float),
+    "callbacks.baselines.models.*.C": interval(0, None, low_open=True, type=float),
+    "callbacks.baselines.models.*.tol": interval(0, None, low_open=True, type=float),
     "logger": typed(dict | None),
     "logger.*.mode": one_of("online", "offline", "disabled", None, type=str | None),
 }
 
 
 _PATTERNS = [(re.compile(re.escape(p).replace(r"\*", "[^.]*") + "$"), rule) for p, rule in RULES.items() if "*" in p]
+
+
+def known_keys(section: str = "") -> list[str]:
+    """The keys the rules table names directly under `section` ("": the top level), for suggesting one."""
+    depth = section.count(".") + 1 if section else 0
+    prefix = f"{section}." if section else ""
+    parts = (p.split(".") for p in RULES if p.startswith(prefix))
+    return sorted({p[depth] for p in parts if len(p) > depth and "*" not in p[depth]})
 
 
 def rule_for(key: str) -> Rule | None:

@@ -4,6 +4,8 @@ A bad value fails early with a ConfigError naming the key, the value and what is
 
 from __future__ import annotations
 
+import difflib
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -12,8 +14,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationKeyError, InterpolationResolutionError, MissingMandatoryValue
 
 from mlplab.config.devices import check_devices
-from mlplab.config.rules import require, rule_for
+from mlplab.config.rules import known_keys, require, rule_for
 from mlplab.config.types import UNKNOWN, describe, element_hint, fits, locate, parameters
+from mlplab.data.splits import check_fold_sizes
 from mlplab.utils.errors import ConfigError
 
 MISSING = "???"
@@ -76,6 +79,10 @@ class _Check:
             for i, value in enumerate(self.value):
                 require(fits(value, item), f"{self.key}[{i}]", value, f"must be {describe(item)}")
         require(fits(self.value, hint), self.key, self.value, valid)
+        # nan and the infinities are floats that fit any float key, and no run can use one (lr=inf trains until
+        # the divergence check stops it): refused for every key, whatever its rule
+        if isinstance(self.value, float):
+            require(math.isfinite(self.value), self.key, self.value, f"not a finite number; {valid}")
         if rule is not None:
             require(rule.ok(self.value), self.key, self.value, valid)
 
@@ -88,6 +95,8 @@ def _checks(node: Any, raw: Any, key: str = "", hint: Any = UNKNOWN) -> Iterator
     raw_children = raw if isinstance(raw, (dict, list)) else None
     if isinstance(node, dict):
         hints: dict[str, Any] = {}
+        if not key or (_is_section(key) and "_target_" not in node):
+            yield _KnownKeys(key, node)  # after the section's own check: `scheduler={wrong: 1}` is named as that
         if isinstance(node.get("_target_"), str):
             accepted = parameters(node["_target_"])
             unknown = [k for k in node if k not in HYDRA_KEYS and k not in accepted.hints]
@@ -109,6 +118,39 @@ def _checks(node: Any, raw: Any, key: str = "", hint: Any = UNKNOWN) -> Iterator
             yield from _checks(v, sub_raw, f"{key}[{i}]")
 
 
+def _is_section(key: str) -> bool:
+    """A mapping that the rules table describes key by key (monitor, scheduler, paths, ...), not one of values."""
+    rule = rule_for(key)
+    return rule is not None and rule.type in (dict, dict | None)
+
+
+@dataclass(frozen=True)
+class _KnownKeys:
+    """Every key of the top level or of a section is one that something reads: `+optimzer=adam` or `+tag=[a]` is
+    refused naming the nearest known key, not ignored (keys under a `_target_` are checked against its signature)."""
+
+    key: str
+    node: dict
+    interpolated: bool = False
+
+    def run(self) -> None:
+        _check_known(self.node, self.key)
+
+
+def _check_known(node: dict, key: str) -> None:
+    for k in node:
+        path = f"{key}.{k}" if key else str(k)
+        if k in HYDRA_KEYS or rule_for(path) is not None:
+            continue
+        near = difflib.get_close_matches(str(k), known_keys(key), n=1)
+        where = f"under {key}" if key else "at the top level"
+        raise ConfigError(
+            f"{path} is invalid: no part of mlplab reads a key {k!r} {where}"
+            + (f"; did you mean {key + '.' if key else ''}{near[0]}?" if near else "")
+            + (" (a config group is chosen without +: optimizer=adam)" if not key else "")
+        )
+
+
 def _check_data(data: DictConfig) -> None:
     """Rules across the data keys (shares, folds), and split sizes the config alone tells."""
     fractions = {key: data[key] for key in data if str(key).endswith("_fraction")}
@@ -117,9 +159,20 @@ def _check_data(data: DictConfig) -> None:
         keys = " + ".join(f"data.{k}" for k in fractions)
         require(total < 1, keys, round(total, 10), "the held-out shares must sum below 1, leaving rows to train on")
     _check_folds(data)
+    _check_max_shift(data)
     rows = known_rows(data)
     if rows is not None:
         check_split_sizes(data, rows)
+        if data.get("folds") is not None:  # the pool: the rows that are not test rows (housing's test_fraction)
+            check_fold_sizes(data.folds, rows - round(rows * data.get("test_fraction", 0)))
+
+
+def _check_max_shift(data: DictConfig) -> None:
+    """data.max_shift moves images by less than their side (the data module's image_shape)."""
+    shape = getattr(locate(data._target_), "image_shape", None)
+    shift = data.get("max_shift")
+    if shape is not None and isinstance(shift, int):
+        require(shift < min(shape), "data.max_shift", shift, f"must be an integer in [0, {min(shape)}) pixels")
 
 
 def _check_folds(data: DictConfig) -> None:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from mlplab.utils.errors import ConfigError
+
 
 def seeded_order(n: int, seed: int) -> torch.Tensor:
     """The rows 0..n-1 in the seeded order of the fixed split (torch's CPU generator, as before folds existed)."""
@@ -28,6 +30,15 @@ def fold_numbers(n: int, folds: int, seed: int, labels: np.ndarray | None = None
     numbers = np.empty(n, dtype=np.int64)
     numbers[order] = np.arange(n) % folds
     return numbers
+
+
+def check_fold_sizes(folds: int, pool: int) -> None:
+    """Raise ConfigError unless each of `folds` folds of `pool` rows holds at least 2 rows to validate on."""
+    if pool // folds < 2:
+        raise ConfigError(
+            f"data.folds={folds} is invalid: the training pool has {pool} rows: at most {pool // 2} folds "
+            "(each fold validates on at least 2 rows)"
+        )
 
 
 @dataclass(frozen=True)
@@ -59,8 +70,7 @@ class PoolSplit:
         """
         if self.folds is None:
             return pool[val_size:], pool[:val_size]
-        if self.folds > len(pool):
-            raise ValueError(f"data.folds={self.folds} is more than the {len(pool)} rows of the training pool")
+        check_fold_sizes(self.folds, len(pool))  # a ConfigError: data files of the user's own, known only now
         rows = pool.sort().values  # the folds do not depend on torch's permutation, only on numpy's
         numbers = torch.from_numpy(
             fold_numbers(len(rows), self.folds, self.seed, None if labels is None else labels[rows].numpy())

@@ -80,6 +80,7 @@ class RunRecorder:
         self.record: dict[str, Any] = {
             "status": "running",
             "overrides": list(hydra_cfg.overrides.task) if hydra_cfg else [],
+            "tags": [str(tag) for tag in cfg.get("tags") or []],
             "job": {"name": hydra_cfg.job.name, "num": hydra_cfg.job.get("num"), "id": hydra_cfg.job.get("id")}
             if hydra_cfg
             else {},

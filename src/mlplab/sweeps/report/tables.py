@@ -23,10 +23,12 @@ def summary_table(jobs: Sequence[dict[str, Any]], sweep_dir: Path) -> tuple[list
     monitors = {job["monitor"]["metric"] for job in jobs if job.get("monitor", {}).get("metric")}
     best_column = f"best {monitors.pop()}" if len(monitors) == 1 else "best val"
     test_metrics = sorted({name for job in jobs for name in job.get("metrics", {}) if name.startswith("test/")})
+    tags = ["tags"] if any(job.get("tags") for job in jobs) and "tags" not in keys else []  # a swept `tags` is a key
     columns = [
         "job",
         "status",
         *keys,
+        *tags,
         best_column,
         *test_metrics,
         "epochs",
@@ -44,6 +46,7 @@ def summary_table(jobs: Sequence[dict[str, Any]], sweep_dir: Path) -> tuple[list
                 "job": job["num"],
                 "status": job["status"],
                 **{key: overrides.get(key) for key in keys},
+                **{column: " ".join(job.get("tags") or []) for column in tags},
                 best_column: job.get("monitor", {}).get("best"),
                 **{name: metrics.get(name) for name in test_metrics},
                 "epochs": job.get("epochs"),
