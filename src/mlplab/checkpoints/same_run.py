@@ -26,6 +26,7 @@ CHANGEABLE_ON_RESUME = (
     "trainer.enable_progress_bar",
     "torch_threads",
     "baselines",
+    "tags",
 )
 FIXED_ON_RESUME = ("callbacks.model_checkpoint", "callbacks.early_stopping")
 
