@@ -1,5 +1,6 @@
 """Interrupted runs save a checkpoint, and resuming it ends exactly where an uninterrupted run ends."""
 
+import csv
 import hashlib
 import os
 import re
@@ -63,6 +64,11 @@ def _interrupt(epoch, batch, signum, times=1):
     )
 
 
+def _metrics_rows(run_folder: Path) -> list[dict[str, str]]:
+    with open(run_folder / "csv" / "metrics.csv", newline="") as file:
+        return list(csv.DictReader(file))
+
+
 def _run(compose_config, tmp_path, name, *overrides):
     cfg = compose_config(*overrides)
     cfg.paths.output_dir = str(tmp_path / name)
@@ -92,6 +98,9 @@ def test_interrupted_runs_resume_to_exactly_the_metrics_of_an_uninterrupted_one(
             epoch * STEPS_PER_EPOCH + batch + 1 + (batch == STEPS_PER_EPOCH - 1) if signum else STEPS_PER_EPOCH
         )
         assert saved["global_step"] == expected_step, name
+        if signum:  # the batch it stopped after is logged too: its metrics.csv holds every step the checkpoint trained
+            logged = [int(row["step"]) for row in _metrics_rows(tmp_path / name) if row["train/loss"]]
+            assert logged == list(range(expected_step)), name
         before = {p: p.read_bytes() for p in (tmp_path / name).rglob("*") if p.is_file()}
 
         resumed = _run(compose_config, tmp_path, f"{name}_resumed", *overrides, f"ckpt_path={tmp_path / name}")
