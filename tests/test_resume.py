@@ -69,6 +69,26 @@ def _metrics_rows(run_folder: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(file))
 
 
+def _history(run_folder: Path) -> list[tuple[str, str, dict[str, float]]]:
+    """metrics.csv as (epoch, step, values) rows, without the wall-clock figures (time/), which differ between runs."""
+    return [
+        (
+            row["epoch"],
+            row["step"],
+            {k: float(v) for k, v in row.items() if v and k not in ("epoch", "step") and not k.startswith("time/")},
+        )
+        for row in _metrics_rows(run_folder)
+    ]
+
+
+def assert_same_history(run_folder: Path, expected_folder: Path, name: str = "") -> None:
+    """`run_folder`'s metrics.csv has the rows of `expected_folder`'s: the same epochs, steps and metrics."""
+    history, expected = _history(run_folder), _history(expected_folder)
+    assert [(e, s, sorted(v)) for e, s, v in history] == [(e, s, sorted(v)) for e, s, v in expected], name
+    for (epoch, step, values), (_, _, expected_values) in zip(history, expected):
+        assert values == pytest.approx(expected_values, rel=1e-6, abs=1e-9), f"{name}: epoch {epoch}, step {step}"
+
+
 def _run(compose_config, tmp_path, name, *overrides):
     cfg = compose_config(*overrides)
     cfg.paths.output_dir = str(tmp_path / name)
@@ -108,6 +128,8 @@ def test_interrupted_runs_resume_to_exactly_the_metrics_of_an_uninterrupted_one(
             name
         )  # every metric: train and val of the last epoch, test of the best checkpoint
         assert {p: p.read_bytes() for p in (tmp_path / name).rglob("*") if p.is_file()} == before, name
+        # the whole history: the interrupted run's rows up to its checkpoint, then the resumed run's
+        assert_same_history(tmp_path / f"{name}_resumed", tmp_path / "uninterrupted", name)
 
 
 def test_a_killed_run_resumes_from_its_last_finished_epoch_even_when_that_epoch_was_not_its_best(

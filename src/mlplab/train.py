@@ -17,6 +17,7 @@ from mlplab.config.location import CONFIG_DIR
 from mlplab.config.resolvers import register_resolvers
 from mlplab.config.validation import check_data_fits, validate_config
 from mlplab.distributed import end_distributed_run, in_sweep
+from mlplab.loggers.csv import continue_metrics
 from mlplab.loggers.wandb import finish_run
 from mlplab.run_record import RunRecorder
 from mlplab.sweeps.resume import start_sweep_job, sweep_resume_arguments
@@ -63,7 +64,9 @@ def fit_and_test(cfg: DictConfig) -> dict[str, float]:
     resume_from = checkpoint_to_resume(cfg, module)
     if resume_from:
         log.info("Resuming from %s", resume_from)
-    trainer = build_trainer(cfg, build_callbacks(cfg), build_loggers(cfg))
+    loggers = build_loggers(cfg)
+    continue_metrics(loggers, resume_from)  # metrics.csv keeps the history before the checkpoint
+    trainer = build_trainer(cfg, build_callbacks(cfg), loggers)
     stops.track_phases(trainer, datamodule)
 
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
