@@ -6,7 +6,7 @@ import csv
 import logging
 from pathlib import Path
 
-from mlplab.loggers.csv import CSVLogger
+from mlplab.loggers.csv import CSVLogger, resumed_step
 
 EARLIER = "epoch,model/params,step,train/loss\r\n,10,0,\r\n0,,0,0.5\r\n0,,1,0.25\r\n0,,2,0.125\r\n1,,3,0.0625\r\n"
 
@@ -47,3 +47,14 @@ def test_a_resume_without_an_earlier_metrics_file_says_so_and_logs_everything(tm
         {"model/params": "10.0", "step": "0"},
         {"step": "5", "train/loss": "0.5"},
     ]
+
+
+def test_the_resumed_step_is_the_optimizer_steps_lightning_restores_not_a_stale_global_step():
+    # a stacked member stopped 3 batches into its second epoch: global_step is still its first epoch's end
+    optimizer_steps = {"optimizer": {"step": {"total": {"ready": 19, "completed": 19}}}}
+    checkpoint = {
+        "global_step": 16,
+        "loops": {"fit_loop": {"epoch_loop.automatic_optimization.optim_progress": optimizer_steps}},
+    }
+    assert resumed_step(checkpoint) == 19
+    assert resumed_step({"global_step": 16}) == 16  # no loops saved: the checkpoint's own count

@@ -100,7 +100,16 @@ def continue_metrics(loggers: Iterable[Logger], checkpoint_file: str | None) -> 
     """Make the CSV loggers of a run that resumes `checkpoint_file` continue its run's metrics.csv (None: no resume)."""
     continued = [logger for logger in loggers if isinstance(logger, CSVLogger)]
     if checkpoint_file and continued:
-        # Lightning logs at its count of optimizer steps, which the checkpoint keeps as global_step
-        step = int(load_checkpoint(checkpoint_file)["global_step"])
+        step = resumed_step(load_checkpoint(checkpoint_file))
         for logger in continued:
             logger.continue_from(checkpoint_file, step)
+
+
+def resumed_step(checkpoint: dict[str, Any]) -> int:
+    """The step a run resumed from `checkpoint` logs from: its optimizer steps, as Lightning restores them from the
+    loops' state (a stacked member's checkpoint saved mid-epoch has the global_step of its last epoch's end)."""
+    try:
+        progress = checkpoint["loops"]["fit_loop"]["epoch_loop.automatic_optimization.optim_progress"]
+        return int(progress["optimizer"]["step"]["total"]["completed"])
+    except (KeyError, TypeError):
+        return int(checkpoint["global_step"])
