@@ -1,11 +1,14 @@
 """Interrupted runs save a checkpoint, and resuming it ends exactly where an uninterrupted run ends."""
 
+import csv
 import hashlib
+import logging
 import os
 import re
 import shlex
 import signal
 import sys
+import time
 from pathlib import Path
 
 import lightning as L
@@ -63,6 +66,31 @@ def _interrupt(epoch, batch, signum, times=1):
     )
 
 
+def _metrics_rows(run_folder: Path) -> list[dict[str, str]]:
+    with open(run_folder / "csv" / "metrics.csv", newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def _history(run_folder: Path) -> list[tuple[str, str, dict[str, float]]]:
+    """metrics.csv as (epoch, step, values) rows, without the wall-clock figures (time/), which differ between runs."""
+    return [
+        (
+            row["epoch"],
+            row["step"],
+            {k: float(v) for k, v in row.items() if v and k not in ("epoch", "step") and not k.startswith("time/")},
+        )
+        for row in _metrics_rows(run_folder)
+    ]
+
+
+def assert_same_history(run_folder: Path, expected_folder: Path, name: str = "") -> None:
+    """`run_folder`'s metrics.csv has the rows of `expected_folder`'s: the same epochs, steps and metrics."""
+    history, expected = _history(run_folder), _history(expected_folder)
+    assert [(e, s, sorted(v)) for e, s, v in history] == [(e, s, sorted(v)) for e, s, v in expected], name
+    for (epoch, step, values), (_, _, expected_values) in zip(history, expected):
+        assert values == pytest.approx(expected_values, rel=1e-6, abs=1e-9), f"{name}: epoch {epoch}, step {step}"
+
+
 def _run(compose_config, tmp_path, name, *overrides):
     cfg = compose_config(*overrides)
     cfg.paths.output_dir = str(tmp_path / name)
@@ -92,6 +120,9 @@ def test_interrupted_runs_resume_to_exactly_the_metrics_of_an_uninterrupted_one(
             epoch * STEPS_PER_EPOCH + batch + 1 + (batch == STEPS_PER_EPOCH - 1) if signum else STEPS_PER_EPOCH
         )
         assert saved["global_step"] == expected_step, name
+        if signum:  # the batch it stopped after is logged too: its metrics.csv holds every step the checkpoint trained
+            logged = [int(row["step"]) for row in _metrics_rows(tmp_path / name) if row["train/loss"]]
+            assert logged == list(range(expected_step)), name
         before = {p: p.read_bytes() for p in (tmp_path / name).rglob("*") if p.is_file()}
 
         resumed = _run(compose_config, tmp_path, f"{name}_resumed", *overrides, f"ckpt_path={tmp_path / name}")
@@ -99,6 +130,33 @@ def test_interrupted_runs_resume_to_exactly_the_metrics_of_an_uninterrupted_one(
             name
         )  # every metric: train and val of the last epoch, test of the best checkpoint
         assert {p: p.read_bytes() for p in (tmp_path / name).rglob("*") if p.is_file()} == before, name
+        # the whole history: the interrupted run's rows up to its checkpoint, then the resumed run's
+        assert_same_history(tmp_path / f"{name}_resumed", tmp_path / "uninterrupted", name)
+
+
+def test_the_first_epoch_after_a_resume_is_timed_from_its_restart(compose_config, tiny_mnist, tmp_path, caplog):
+    # issue 29: "Epoch 2/2: ... (2070.6 s)", the machine's uptime: the epoch's clock was never started on resume
+    started = time.perf_counter()
+    overrides = [
+        *(o for o in _overrides(tiny_mnist) if not o.startswith("trainer.enable_progress_bar")),
+        "callbacks.progress_bar.epoch_lines=true",
+    ]
+    with pytest.raises(SystemExit):
+        _run(compose_config, tmp_path, "stopped", *overrides, _interrupt(1, 5, signal.SIGTERM))
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="mlplab.callbacks.progress_bar"):
+        _run(compose_config, tmp_path, "resumed", *overrides, f"ckpt_path={tmp_path / 'stopped'}")
+    whole_test = time.perf_counter() - started
+
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "mlplab.callbacks.progress_bar"]
+    assert line.startswith("Epoch 2/2: ")
+    assert 0 < float(re.fullmatch(r".*\((\S+) s\)", line).group(1)) < whole_test, line
+    # the epoch's row (the earlier ones are the stopped run's)
+    (timed,) = [row for row in _metrics_rows(tmp_path / "resumed") if row["epoch"] == "1" and row["time/epoch_s"]]
+    epoch_s = float(timed["time/epoch_s"])
+    assert 0 < epoch_s < whole_test
+    # in that time the resumed run trained the rest of the epoch: its 500 images but the 6 batches of 32 before the stop
+    assert float(timed["time/samples_per_s"]) == pytest.approx((500 - 6 * 32) / epoch_s, rel=1e-4)
 
 
 def test_a_killed_run_resumes_from_its_last_finished_epoch_even_when_that_epoch_was_not_its_best(

@@ -24,7 +24,9 @@ from mlplab.run.record import read_run_record
 from mlplab.sweeps.resume import SweepMismatchError
 from mlplab.train import cli
 from mlplab.utils.locks import LOCK_NAME
+from tests.checkpoints.test_resume import assert_same_history
 from tests.conftest import tiny_overrides
+from tests.statlib import housing_overrides, make_statlib_file
 
 
 class ActWhenAsked(L.Callback):
@@ -139,6 +141,42 @@ def test_a_sweep_job_stopped_by_sigterm_prints_the_command_that_resumes_its_swee
     assert [(r["status"], r["epochs"]) for r in records] == [("completed", 2), ("completed", 2)]
     assert f"resuming from {sweep / '0' / 'checkpoints' / 'last.ckpt'}" in (sweep / "0" / "train.log").read_text()
     assert len(report_rows(sweep)) == 2 and not list(sweep.glob("[2-9]"))
+
+
+def test_a_resumed_sweep_job_keeps_its_whole_metric_history(tmp_path, monkeypatch):
+    # issue 29: `-m lr=1e-3,3e-3 seed=1 data=housing`, SIGTERM, `-m sweep_resume=<sweep>`: metrics.csv kept only
+    # the resumed epochs
+    file_md5 = make_statlib_file(tmp_path / "mirror", n=300)
+    quick = [o for o in housing_overrides(tmp_path / "data", tmp_path / "mirror", file_md5) if "max_epochs" not in o]
+
+    def command(sweep: Path) -> list[str]:
+        return [
+            "-m",
+            "lr=1e-3,3e-3",
+            "seed=1",
+            *quick,
+            "trainer.max_epochs=3",
+            "model.hidden=[16]",
+            "callbacks=lean",
+            "baselines=false",
+            "logger=csv",
+            "torch_threads=1",
+            "+callbacks.act={_target_:tests.sweeps.test_resume.ActWhenAsked,action:sigterm}",
+            f"hydra.sweep.dir={sweep}",
+        ]
+
+    run_cli(monkeypatch, command(tmp_path / "uninterrupted"))
+    sweep = tmp_path / "sweep"
+    monkeypatch.setenv("ACT_ON_JOB", "0")
+    with pytest.raises(SystemExit) as stopped:
+        run_cli(monkeypatch, command(sweep))  # job 0 stops after the first batch of its second epoch
+    assert stopped.value.code == 143 and not (sweep / "1").exists()
+    monkeypatch.delenv("ACT_ON_JOB")
+
+    run_cli(monkeypatch, ["-m", f"sweep_resume={sweep}"])
+    assert f"resuming from {sweep / '0' / 'checkpoints' / 'last.ckpt'}" in (sweep / "0" / "train.log").read_text()
+    for job in ("0", "1"):  # every epoch and step, with the uninterrupted sweep's values
+        assert_same_history(sweep / job, tmp_path / "uninterrupted" / job, f"job {job}")
 
 
 def test_a_rerun_adds_only_new_values_and_refuses_other_keys_or_settings(tiny_mnist, tmp_path, monkeypatch):

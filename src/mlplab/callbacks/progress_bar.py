@@ -47,6 +47,11 @@ class ProgressBar(TQDMProgressBar):
             metrics[self.loss_key] = f"{loss.item():.3g}"
         return metrics
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        # a run resumed mid-epoch goes on without on_train_epoch_start: its first epoch is timed from here
+        self._epoch_start = time.perf_counter()
+
     # The epoch's metrics are complete only after the module's own on_train_epoch_end, which Lightning calls after
     # this callback's: the line of an epoch is written when the next one starts, or training ends.
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -25,6 +25,8 @@ class EpochTimer(L.Callback):
 
     Batch sizes come from tensor shapes, and the device is synchronised only when the clock starts or stops:
     at the epoch's start and end, and around validation, never per step (and once after the first step).
+    An epoch resumed mid-way (Lightning skips its on_train_epoch_start) counts what this process trains of it,
+    from its first batch here.
 
     It also keeps what it measured, for the benchmark (mlplab.bench): each epoch's training time and samples
     (this process's), and when the first training step ended (`time.perf_counter()` of this process).

@@ -63,10 +63,11 @@ class ResumableCheckpoint(ModelCheckpoint):
         self._stop_signal: int | None = None
         self._handlers: dict[int, Any] = {}
         self._interrupt_saved_at: int | None = None
+        self._stop_pending = False  # last.ckpt saved at a batch's end: stop before anything else runs
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
-        self._stop_signal, self._interrupt_saved_at = None, None
+        self._stop_signal, self._interrupt_saved_at, self._stop_pending = None, None, False
         # replaces Lightning's SIGTERM handler while training: Lightning would also stop mid-validation
         self._handlers = stops.install_handlers(self._request_stop)
 
@@ -100,11 +101,26 @@ class ResumableCheckpoint(ModelCheckpoint):
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
         if stop:
             self._save_interrupted(trainer)
+            # Lightning logs the batch's step after the batch-end hooks: stop at the next hook, so the loggers hold
+            # every step the checkpoint trained (a resume logs from the step after it)
+            self._stop_pending = True
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self._stop_if_saved()
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._stop_if_saved()  # a validation within the epoch (val_check_interval) would follow the batch
+
+    def _stop_if_saved(self) -> None:
+        if self._stop_pending:
             # Lightning's "stopped by a signal" (a SystemExit): on_exception hooks run, loggers are finalised, and
             # the process exits with the shell's code for the signal (143 for SIGTERM, 130 for Ctrl-C)
             raise SIGTERMException(128 + (self._stop_signal or signal.SIGTERM))
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._stop_if_saved()  # the batch ended training (max_steps)
         self._save_last_after(super().on_train_epoch_end, trainer, pl_module, on_train_epoch_end=True)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

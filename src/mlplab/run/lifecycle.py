@@ -14,9 +14,12 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
+from mlplab.checkpoints.find import run_folder_of
+from mlplab.checkpoints.io import load_checkpoint
 from mlplab.checkpoints.same_run import checkpoint_to_resume
 from mlplab.config.validation import check_data_fits, validate_config
 from mlplab.data.tensor_datamodule import TensorDataModule
+from mlplab.loggers.csv import continue_metrics
 from mlplab.loggers.wandb import finish_run
 from mlplab.models.module import SupervisedModule
 from mlplab.run.build import build_callbacks, build_datamodule, build_loggers, build_module, build_trainer
@@ -73,7 +76,10 @@ def fit_and_test(cfg: DictConfig) -> dict[str, float]:
     resume_from = checkpoint_to_resume(cfg, module)
     if resume_from:
         log.info("Resuming from %s", resume_from)
-    trainer = build_trainer(cfg, build_callbacks(cfg), build_loggers(cfg))
+    loggers = build_loggers(cfg)
+    if resume_from:  # metrics.csv keeps the history before the checkpoint
+        continue_metrics(loggers, run_folder_of(resume_from), load_checkpoint(resume_from))
+    trainer = build_trainer(cfg, build_callbacks(cfg), loggers)
     track_phases(trainer, datamodule)
 
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
