@@ -87,6 +87,7 @@ class RunRecorder:
             "output_dir": str(Path(cfg.paths.output_dir).resolve()),
             "host": socket.gethostname(),
             "pid": os.getpid(),
+            "devices": devices_seen(),
             "monitor": {"metric": cfg.monitor.metric, "mode": cfg.monitor.mode, "best": None},
             "optimized_metric": self.optimized_metric,
             "objective": None,
@@ -167,7 +168,14 @@ class RunRecorder:
             write_json(self.path, self.record)
 
 
-def record_lost_job(folder: str | Path, overrides: Sequence[str], job: dict[str, Any], error: str) -> None:
+def devices_seen() -> str | None:
+    """The GPUs this process may use, as a launcher gave them (CUDA_VISIBLE_DEVICES); None when nothing limits them."""
+    return os.environ.get("CUDA_VISIBLE_DEVICES")
+
+
+def record_lost_job(
+    folder: str | Path, overrides: Sequence[str], job: dict[str, Any], error: str, devices: str | None = None
+) -> None:
     """Mark a sweep job whose process died (killed, out of memory) `failed` in its run_record.json.
 
     The job's own record is completed when it says `running`; one is written when the job died before writing any.
@@ -184,6 +192,7 @@ def record_lost_job(folder: str | Path, overrides: Sequence[str], job: dict[str,
         "metrics": {},
         "started_at": None,
         "wall_time_s": None,
+        "devices": devices,
     }
     if record.get("status") != "running":
         return  # it ended, and said how, before its process died

@@ -27,6 +27,7 @@ from hydra_plugins.hydra_joblib_launcher._core import execute_job
 from joblib.externals.loky.process_executor import BrokenProcessPool, ProcessPoolExecutor
 
 from mlplab.run.record import record_lost_job
+from mlplab.sweeps.devices import VISIBLE, slot_devices
 from mlplab.sweeps.jobs import job_config
 
 log = logging.getLogger(__name__)
@@ -49,13 +50,26 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     sweep_dir = Path(str(config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    slots = _slots(launcher.joblib.get("n_jobs"), len(job_overrides))
-    log.info(
-        "Launching %d jobs, %d at a time, each slot in a process of its own; sweep output dir: %s",
-        len(job_overrides),
-        slots,
-        sweep_dir,
-    )
+    devices = slot_devices(launcher.joblib, config.trainer)
+    if devices:
+        slots = min(len(devices), len(job_overrides))
+        log.info(
+            "Launching %d jobs, %d at a time, one per device group (%s; n_jobs=%s is for CPU sweeps); sweep output "
+            "dir: %s",
+            len(job_overrides),
+            slots,
+            " ".join(f"[{group}]" for group in devices),
+            launcher.joblib.get("n_jobs"),
+            sweep_dir,
+        )
+    else:
+        slots = _slots(launcher.joblib.get("n_jobs"), len(job_overrides))
+        log.info(
+            "Launching %d jobs, %d at a time, each slot in a process of its own; sweep output dir: %s",
+            len(job_overrides),
+            slots,
+            sweep_dir,
+        )
     for idx, overrides in enumerate(job_overrides):
         log.info("\t#%d : %s", initial_job_idx + idx, " ".join(filter_overrides(overrides)))
 
@@ -66,7 +80,9 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
     results: list[JobReturn | None] = [None] * len(job_overrides)
     executors: list[ProcessPoolExecutor] = []
 
-    def run_slot() -> None:
+    def run_slot(slot: int) -> None:
+        # a slot's worker sees only its devices; a worker that dies is replaced by one that sees the same
+        env = {VISIBLE: devices[slot]} if devices else None
         executor = None
         while True:
             try:
@@ -74,7 +90,7 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
             except queue.Empty:
                 break
             if executor is None:
-                executor = ProcessPoolExecutor(max_workers=1)
+                executor = ProcessPoolExecutor(max_workers=1, env=env)
                 executors.append(executor)
             num = initial_job_idx + idx
             future = executor.submit(
@@ -83,7 +99,7 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
             try:
                 results[idx] = future.result()
             except BrokenProcessPool as error:  # loky's TerminatedWorkerError: the worker died, with the job
-                results[idx] = _lost(launcher, num, overrides, error)
+                results[idx] = _lost(launcher, num, overrides, error, devices[slot] if devices else None)
                 executor.shutdown(wait=False)
                 executor = None
             except BaseException as error:  # noqa: BLE001  SystemExit from a job a signal stopped, or an unpicklable task
@@ -92,7 +108,7 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
         if executor is not None:
             executor.shutdown(wait=True)
 
-    threads = [threading.Thread(target=run_slot, name=f"sweep-slot-{i}", daemon=True) for i in range(slots)]
+    threads = [threading.Thread(target=run_slot, args=(i,), name=f"sweep-slot-{i}", daemon=True) for i in range(slots)]
     for thread in threads:
         thread.start()
     try:
@@ -132,13 +148,17 @@ def _returned(launcher: Any, num: int, overrides: Sequence[str], worst: bool) ->
     return ret
 
 
-def _lost(launcher: Any, num: int, overrides: Sequence[str], error: BaseException) -> JobReturn:
+def _lost(launcher: Any, num: int, overrides: Sequence[str], error: BaseException, devices: str | None) -> JobReturn:
     ret = _returned(launcher, num, overrides, worst=True)
     # loky's message ends "The exit codes of the workers are {SIGKILL(-9)}": the part worth keeping
     codes = re.search(r"exit codes of the workers are (\{.*?\})", str(error))
     reason = f"the job's process died (exit code {codes.group(1) if codes else 'unknown'}; {type(error).__name__})"
     record_lost_job(
-        ret.working_dir, overrides, {"name": ret.cfg.hydra.job.name, "num": num, "id": ret.cfg.hydra.job.id}, reason
+        ret.working_dir,
+        overrides,
+        {"name": ret.cfg.hydra.job.name, "num": num, "id": ret.cfg.hydra.job.id},
+        reason,
+        devices=devices,
     )
     log.error("Job #%d lost: %s; recorded failed in %s, the other jobs go on", num, reason, ret.working_dir)
     return ret

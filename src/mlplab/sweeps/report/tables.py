@@ -17,13 +17,14 @@ REPEAT_KEYS = ("seed", "data.fold")  # the default: jobs that differ only in the
 
 
 def summary_table(jobs: Sequence[dict[str, Any]], sweep_dir: Path) -> tuple[list[str], list[dict[str, Any]]]:
-    """(columns, rows): job, status, the swept overrides, best validation value, test metrics, epochs, time,
-    folder, error and all overrides; each row maps column -> value."""
+    """(columns, rows): job, status, the swept overrides, best validation value, test metrics, epochs, time, the
+    devices it was given (when a launcher gave any), folder, error and all overrides; each row maps column -> value."""
     keys = swept_keys(jobs)
     monitors = {job["monitor"]["metric"] for job in jobs if job.get("monitor", {}).get("metric")}
     best_column = f"best {monitors.pop()}" if len(monitors) == 1 else "best val"
     test_metrics = sorted({name for job in jobs for name in job.get("metrics", {}) if name.startswith("test/")})
     tags = ["tags"] if any(job.get("tags") for job in jobs) and "tags" not in keys else []  # a swept `tags` is a key
+    devices = ["devices"] if any(job.get("devices") for job in jobs) else []  # the GPUs a launcher gave each job
     columns = [
         "job",
         "status",
@@ -33,6 +34,7 @@ def summary_table(jobs: Sequence[dict[str, Any]], sweep_dir: Path) -> tuple[list
         *test_metrics,
         "epochs",
         "wall_time_s",
+        *devices,
         "folder",
         "error",
         "overrides",
@@ -51,6 +53,7 @@ def summary_table(jobs: Sequence[dict[str, Any]], sweep_dir: Path) -> tuple[list
                 **{name: metrics.get(name) for name in test_metrics},
                 "epochs": job.get("epochs"),
                 "wall_time_s": job.get("wall_time_s"),
+                **{column: job.get("devices") for column in devices},
                 "folder": os.path.relpath(job["folder"], sweep_dir) if job["folder"] else None,
                 "error": job.get("error"),
                 "overrides": " ".join(job.get("overrides", [])),
