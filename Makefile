@@ -7,7 +7,7 @@ ARGS ?=
 # test processes side by side (pytest-xdist): auto = one per CPU core; TEST_WORKERS=0 runs them in this process
 TEST_WORKERS ?= auto
 
-.PHONY: install train test test-fast lint bench clean
+.PHONY: install train test test-fast test-gpu lint bench clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ test: $(INSTALLED) ## the whole test suite, slow end-to-end runs on the real dat
 
 test-fast: $(INSTALLED) ## the quick tests only
 	$(PY) -m pytest -n $(TEST_WORKERS) -m "not slow" $(ARGS)
+
+test-gpu: $(INSTALLED) ## every GPU path on the GPUs present (skipped, with the reason, without one); writes outputs/gpu_check/report.md
+	$(PY) -m pytest -p no:xdist -p no:cacheprovider -m gpu tests/gpu -rs -v $(ARGS)
 
 lint: $(INSTALLED) ## the linter and the formatter's check (ruff, configured in pyproject.toml); `ruff format` fixes the format
 	$(VENV)/bin/ruff check .
