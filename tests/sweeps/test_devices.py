@@ -157,3 +157,35 @@ def test_a_job_that_needs_two_devices_gets_a_pair_of_its_own(tiny_mnist, tmp_pat
     )
     seen = [json.loads((folder / SEEN).read_text())["visible"] for folder in job_folders(sweep)]
     assert set(seen) <= {"0,1", "2,3"} and len(set(seen)) == 2  # device 4 alone fits no job
+
+
+def test_a_stacked_sweep_trains_one_stack_per_device_side_by_side(tiny_mnist, tmp_path):
+    sweep = tmp_path / "sweep"
+    quick = [o for o in tiny_overrides(*tiny_mnist) if not o.startswith("callbacks.")]
+    result = run_train(
+        "-m",
+        "hydra/launcher=stacked",
+        "hydra.launcher.devices=[0,1]",
+        "torch_threads=1",
+        *quick,
+        "callbacks=lean",
+        "baselines=false",
+        "logger=csv",
+        "trainer.max_epochs=1",
+        "optimizer=adam,sgd",  # two stacks: jobs stack only when they differ in lr and seed alone
+        "lr=1e-3,3e-3",
+        "+callbacks.devices={_target_:tests.sweeps.test_devices.RecordDevices}",
+        f"hydra.sweep.dir={sweep}",
+    )
+    records = [read_run_record(folder) for folder in job_folders(sweep)]
+    assert [r["status"] for r in records] == ["completed"] * 4
+    by_optimizer = {}
+    for record in records:
+        optimizer = next(o for o in record["overrides"] if o.startswith("optimizer="))
+        by_optimizer.setdefault(optimizer, set()).add(record["devices"])
+    # each stack on a device of its own, every member of a stack on its stack's
+    assert (
+        sorted(by_optimizer.values(), key=sorted) == [{"0"}, {"1"}]
+        or sorted(by_optimizer.values(), key=sorted) == [{"0"}, {"1"}][::-1]
+    )
+    assert "Training 2 stacks 2 at a time, one per device (0 1)" in result.stdout + result.stderr

@@ -14,10 +14,11 @@ from omegaconf import DictConfig
 class StackedLauncher(Launcher):
     """Trains the jobs of each batch that differ only in lr and seed as one stack of at most `max_members` members."""
 
-    def __init__(self, max_members: int = 16, **kwargs: Any) -> None:
+    def __init__(self, max_members: int = 16, devices: Any = None) -> None:
         from mlplab.sweeps.jobs import checked_max_members  # light: no torch at Hydra's plugin scan
 
         self.max_members = checked_max_members(max_members)
+        self.devices = devices  # null: the visible GPUs when the jobs use one; a list of device ids
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None

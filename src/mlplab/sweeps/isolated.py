@@ -17,7 +17,7 @@ import queue
 import re
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,41 +74,70 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
         log.info("\t#%d : %s", initial_job_idx + idx, " ".join(filter_overrides(overrides)))
 
     singleton_state = Singleton.get_state()
-    pending: queue.Queue[tuple[int, Sequence[str]]] = queue.Queue()
-    for idx, overrides in enumerate(job_overrides):
-        pending.put((idx, overrides))
-    results: list[JobReturn | None] = [None] * len(job_overrides)
+
+    def run(executor: ProcessPoolExecutor, task: tuple[int, Sequence[str]]) -> JobReturn:
+        idx, overrides = task
+        num = initial_job_idx + idx
+        return executor.submit(
+            execute_job, num, overrides, hydra_context, config, launcher.task_function, singleton_state
+        ).result()
+
+    def lost(task: tuple[int, Sequence[str]], error: BaseException, slot: int) -> JobReturn:
+        idx, overrides = task
+        return lost_job(launcher, initial_job_idx + idx, overrides, error, devices[slot] if devices else None)
+
+    def failed(task: tuple[int, Sequence[str]], error: BaseException, slot: int) -> JobReturn:
+        idx, overrides = task
+        num = initial_job_idx + idx
+        log.warning("Job #%d: %s: %s (its run_record.json says how it ended)", num, type(error).__name__, error)
+        return _returned(launcher, num, overrides, worst=True)
+
+    envs = [{VISIBLE: group} for group in devices[:slots]] if devices else [None] * slots
+    return run_in_slots(list(enumerate(job_overrides)), envs, run, lost, failed)
+
+
+def run_in_slots(
+    tasks: Sequence[Any],
+    envs: Sequence[dict[str, str] | None],
+    run: Callable[[ProcessPoolExecutor, Any], Any],
+    lost: Callable[[Any, BaseException, int], Any],
+    failed: Callable[[Any, BaseException, int], Any],
+) -> list[Any]:
+    """Run `tasks` in `len(envs)` slots side by side, each slot a worker process of its own (environment `envs[slot]`,
+    reused from task to task); `run(executor, task)` gives a task's result. A worker that dies takes only its task
+    (`lost(task, error, slot)` is its result) and the slot starts a fresh worker, with the same environment, for its
+    next task; `failed(task, error, slot)` is the result of a task that raised (a SystemExit from a stop signal).
+    A signal to this process stops the running tasks the same way and runs no new one. Results in task order."""
+    pending: queue.Queue[tuple[int, Any]] = queue.Queue()
+    for index, task in enumerate(tasks):
+        pending.put((index, task))
+    results: list[Any] = [None] * len(tasks)
     executors: list[ProcessPoolExecutor] = []
 
     def run_slot(slot: int) -> None:
-        # a slot's worker sees only its devices; a worker that dies is replaced by one that sees the same
-        env = {VISIBLE: devices[slot]} if devices else None
         executor = None
         while True:
             try:
-                idx, overrides = pending.get_nowait()
+                index, task = pending.get_nowait()
             except queue.Empty:
                 break
             if executor is None:
-                executor = ProcessPoolExecutor(max_workers=1, env=env)
+                executor = ProcessPoolExecutor(max_workers=1, env=envs[slot])
                 executors.append(executor)
-            num = initial_job_idx + idx
-            future = executor.submit(
-                execute_job, num, overrides, hydra_context, config, launcher.task_function, singleton_state
-            )
             try:
-                results[idx] = future.result()
-            except BrokenProcessPool as error:  # loky's TerminatedWorkerError: the worker died, with the job
-                results[idx] = _lost(launcher, num, overrides, error, devices[slot] if devices else None)
+                results[index] = run(executor, task)
+            except BrokenProcessPool as error:  # loky's TerminatedWorkerError: the worker died, with the task
+                results[index] = lost(task, error, slot)
                 executor.shutdown(wait=False)
                 executor = None
-            except BaseException as error:  # noqa: BLE001  SystemExit from a job a signal stopped, or an unpicklable task
-                log.warning("Job #%d: %s: %s (its run_record.json says how it ended)", num, type(error).__name__, error)
-                results[idx] = _returned(launcher, num, overrides, worst=True)
+            except BaseException as error:  # noqa: BLE001  SystemExit from a task a signal stopped, or an unpicklable task
+                results[index] = failed(task, error, slot)
         if executor is not None:
             executor.shutdown(wait=True)
 
-    threads = [threading.Thread(target=run_slot, args=(i,), name=f"sweep-slot-{i}", daemon=True) for i in range(slots)]
+    threads = [
+        threading.Thread(target=run_slot, args=(i,), name=f"sweep-slot-{i}", daemon=True) for i in range(len(envs))
+    ]
     for thread in threads:
         thread.start()
     try:
@@ -116,22 +145,23 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
             while thread.is_alive():
                 thread.join(timeout=0.5)  # a short wait: the main thread must stay free to take signals
     except BaseException:
-        # the sweep was stopped (Ctrl-C, SIGTERM): stop the running jobs the same way, so that they save and record it,
-        # and give them a moment to, before the report is written on the way out
+        # the sweep was stopped (Ctrl-C, SIGTERM): stop the running tasks the same way, so that they save and record
+        # it, and give them a moment to, before the report is written on the way out
         for executor in executors:
             # loky's {pid: process}, private (tests/test_upstream_internals.py checks it is still there)
             for process in list(executor._processes.values()):
                 if process.is_alive():
                     os.kill(process.pid, signal.SIGTERM)
-        while not pending.empty():  # the slots take no new job
+        while not pending.empty():  # the slots take no new task
             pending.get_nowait()
         for thread in threads:
             thread.join(timeout=STOP_WAIT_S)
         raise
-    return results  # type: ignore[return-value]  # every slot filled its jobs' places
+    return results
 
 
 def _returned(launcher: Any, num: int, overrides: Sequence[str], worst: bool) -> JobReturn:
+    """A COMPLETED JobReturn for job `num`, whose value is the worst objective when `worst` (else None)."""
     from mlplab.run.record import objective_direction, worst_value
 
     job_cfg = job_config(launcher, overrides, num)
@@ -148,7 +178,13 @@ def _returned(launcher: Any, num: int, overrides: Sequence[str], worst: bool) ->
     return ret
 
 
-def _lost(launcher: Any, num: int, overrides: Sequence[str], error: BaseException, devices: str | None) -> JobReturn:
+def worst_return(launcher: Any, num: int, overrides: Sequence[str]) -> JobReturn:
+    """The JobReturn of a job that ended without a result of its own: the worst objective, which every sweeper takes."""
+    return _returned(launcher, num, overrides, worst=True)
+
+
+def lost_job(launcher: Any, num: int, overrides: Sequence[str], error: BaseException, devices: str | None) -> JobReturn:
+    """The JobReturn of a job whose process died (the worst objective), recorded `failed` in its run_record.json."""
     ret = _returned(launcher, num, overrides, worst=True)
     # loky's message ends "The exit codes of the workers are {SIGKILL(-9)}": the part worth keeping
     codes = re.search(r"exit codes of the workers are (\{.*?\})", str(error))

@@ -9,10 +9,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
 from omegaconf import DictConfig
 
 from mlplab.run.record import read_run_record
+from mlplab.sweeps.devices import VISIBLE, slot_devices
+from mlplab.sweeps.isolated import lost_job, run_in_slots, worst_return
 from mlplab.sweeps.jobs import job_config
 from mlplab.sweeps.stacked.grouping import Stack, differing_keys, group_jobs
 from mlplab.sweeps.stacked.members import Member, finish_member, job_output_dir, start_member
@@ -74,14 +77,53 @@ def plan(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx:
 
 def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
     """Run the batch: each stack as one batched training, each job that does not stack as a single run; one JobReturn
-    per job, in order (its return value: the job's objective, as train.py returns it)."""
+    per job, in order (its return value: the job's objective, as train.py returns it). With several GPUs, one stack
+    per GPU side by side (each in a process that sees only its own); else one after the other, in this process."""
     batch = plan(launcher, job_overrides, initial_job_idx)
+    # a stack trains on one device: one slot per device
+    devices = slot_devices({"devices": launcher.devices, "devices_per_job": 1}, launcher.config.trainer)
+    if len(devices) > 1 and len(batch.stacks) > 1:
+        by_stack = _side_by_side(launcher, batch, devices)
+    else:
+        by_stack = [run_stack(launcher, *batch.of(stack), alone=stack.alone) for stack in batch.stacks]
     returns: list[JobReturn | None] = [None] * len(batch.cfgs)
-    for stack in batch.stacks:
-        cfgs, nums = batch.of(stack)
-        for i, job_return in zip(stack.jobs, run_stack(launcher, cfgs, nums, alone=stack.alone)):
+    for stack, stack_returns in zip(batch.stacks, by_stack):
+        for i, job_return in zip(stack.jobs, stack_returns):
             returns[i] = job_return
     return returns  # type: ignore[return-value]  # every stack filled its jobs' places
+
+
+def _side_by_side(launcher: Any, batch: Plan, devices: Sequence[str]) -> list[list[JobReturn]]:
+    """Each stack's JobReturns, the stacks trained in one worker process per device (mlplab.sweeps.isolated)."""
+    slots = min(len(devices), len(batch.stacks))
+    log.info("Training %d stacks %d at a time, one per device (%s)", len(batch.stacks), slots, " ".join(devices))
+    state = Singleton.get_state()
+
+    def run(executor: Any, stack: Stack) -> list[JobReturn]:
+        return executor.submit(run_stack_in_worker, launcher, *batch.of(stack), stack.alone, state).result()
+
+    def lost(stack: Stack, error: BaseException, slot: int) -> list[JobReturn]:
+        cfgs, nums = batch.of(stack)
+        return [lost_job(launcher, n, list(c.hydra.overrides.task), error, devices[slot]) for c, n in zip(cfgs, nums)]
+
+    def failed(stack: Stack, error: BaseException, slot: int) -> list[JobReturn]:
+        cfgs, nums = batch.of(stack)
+        log.warning(
+            "Stack of jobs %s: %s: %s (their run_record.json say how they ended)", nums, type(error).__name__, error
+        )
+        return [worst_return(launcher, num, list(cfg.hydra.overrides.task)) for cfg, num in zip(cfgs, nums)]
+
+    return run_in_slots(batch.stacks, [{VISIBLE: group} for group in devices[:slots]], run, lost, failed)
+
+
+def run_stack_in_worker(
+    launcher: Any, cfgs: Sequence[DictConfig], nums: Sequence[int], alone: str | None, singleton_state: dict
+) -> list[JobReturn]:
+    """run_stack in a worker process, which starts from the sweep's Hydra state."""
+    Singleton.set_state(singleton_state)
+    setup_globals()
+    configure_log(launcher.config.hydra.hydra_logging, launcher.config.hydra.verbose)
+    return run_stack(launcher, cfgs, nums, alone=alone)
 
 
 def run_stack(
