@@ -250,3 +250,39 @@ def test_parallel_and_submitit_reruns_launch_only_the_jobs_to_run_with_their_num
         ("completed", 2, "lr=0.1"),
     ]
     assert records[2]["pid"] not in (records[0]["pid"], records[1]["pid"], os.getpid())  # a worker process of its own
+
+
+def _truncate(path: Path) -> None:
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])  # a write cut short
+
+
+def test_a_truncated_record_or_jobs_file_is_named_reported_and_its_job_runs_again(
+    tiny_mnist, tmp_path, monkeypatch, capsys
+):
+    from mlplab.sweeps.report.write import write_report
+
+    sweep = tmp_path / "sweep"
+    command = sweep_args(tiny_mnist, sweep, "lr=1e-3,1e-2,1e-1", epochs=1)
+    run_cli(monkeypatch, command)
+    finished = {n: digest(sweep / str(n)) for n in (0, 2)}
+    jobs_file = (sweep / "sweep_jobs.json").read_text()
+    _truncate(sweep / "1" / "run_record.json")
+    _truncate(sweep / "sweep_jobs.json")
+    capsys.readouterr()
+
+    # the report covers the other jobs; the damaged job's row names its file
+    rows = write_report(sweep)["rows"]
+    assert [(row["job"], row["status"]) for row in rows] == [(0, "completed"), (1, "failed"), (2, "completed")]
+    assert f"{sweep / '1' / 'run_record.json'} is unreadable (JSONDecodeError" in rows[1]["error"]
+    assert rows[1]["lr"] == "0.01"  # its overrides from Hydra's .hydra/overrides.yaml
+
+    run_cli(monkeypatch, command)  # the same command: the damaged job runs again, the others are kept
+    printed = "".join(capsys.readouterr())
+    assert f"{sweep / 'sweep_jobs.json'} is unreadable (JSONDecodeError" in printed
+    assert (sweep / "sweep_jobs.json").read_text() == jobs_file  # the same numbers, rebuilt from the job folders
+    assert {n: digest(sweep / str(n)) for n in (0, 2)} == finished and not (sweep / "3").exists()
+    record = read_run_record(sweep / "1")
+    assert (record["status"], record["overrides"][0], record["pid"]) == ("completed", "lr=0.01", os.getpid())
+    assert f"resuming from {sweep / '1' / 'checkpoints' / 'last.ckpt'}" in (sweep / "1" / "train.log").read_text()
+    assert [row["status"] for row in report_rows(sweep)] == ["completed"] * 3

@@ -37,7 +37,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlplab.checkpoints.io import LAST
 from mlplab.checkpoints.resume import sweep_resume_command
-from mlplab.run.record import read_run_record
+from mlplab.run.folders import saved_overrides
+from mlplab.run.record import RECORD_NAME, UnreadableRecordError, read_run_record
 from mlplab.sweeps.jobs import job_config
 from mlplab.utils import locks
 from mlplab.utils.errors import ConfigError
@@ -101,19 +102,46 @@ class PlannedJob:
 
 
 def _read_jobs_file(sweep_dir: Path) -> dict[tuple[str, ...], int]:
-    """overrides -> job number of the jobs the folder's sweep planned (from sweep_jobs.json, else the job folders)."""
+    """overrides -> job number of the jobs the folder's sweep planned (from sweep_jobs.json, else the job folders:
+    when the file is missing, or unreadable, which is logged)."""
     path = sweep_dir / JOBS_FILE
     if path.is_file():
         import json
 
-        return {_identity(job["overrides"]): int(job["num"]) for job in json.loads(path.read_text())["jobs"]}
+        try:
+            return {_identity(job["overrides"]): int(job["num"]) for job in json.loads(path.read_text())["jobs"]}
+        except (ValueError, KeyError, TypeError) as e:  # JSONDecodeError is a ValueError
+            log.warning(
+                "%s is unreadable (%s: %s): the job numbers are rebuilt from the job folders' %s and "
+                ".hydra/overrides.yaml, and the file is written again",
+                path,
+                type(e).__name__,
+                e,
+                RECORD_NAME,
+            )
+    return _jobs_in_folders(sweep_dir)
+
+
+def _jobs_in_folders(sweep_dir: Path) -> dict[tuple[str, ...], int]:
+    """overrides -> job number of every job folder of `sweep_dir`, from its record, else from its folder name and
+    Hydra's .hydra/overrides.yaml (a job whose record is unreadable, or that ended before writing one)."""
     jobs = {}
-    for record_file in sweep_dir.glob("*/run_record.json"):
-        record = read_run_record(record_file.parent) or {}
+    for folder in sorted(p for p in sweep_dir.iterdir() if p.is_dir()) if sweep_dir.is_dir() else []:
+        try:
+            record = read_run_record(folder) or {}
+        except UnreadableRecordError:
+            record = {}
         number = (record.get("job") or {}).get("num")
-        if number is not None:
-            jobs[_identity(record.get("overrides", []))] = int(number)
+        if number is None and folder.name.isdigit():
+            number = int(folder.name)
+        overrides = record.get("overrides") or saved_overrides(folder)
+        if number is not None and overrides:
+            jobs[_identity(overrides)] = int(number)
     return jobs
+
+
+def _numbered_folders(sweep_dir: Path) -> list[int]:
+    return [int(p.name) for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()] if sweep_dir.is_dir() else []
 
 
 def _identity(overrides: Iterable[str]) -> tuple[str, ...]:
@@ -145,22 +173,35 @@ def _difference(saved: Iterable[Sequence[str]], asked: Iterable[Sequence[str]]) 
     return "\n  ".join(lines)
 
 
+def _another_job(folder: Path, held: Sequence[str]) -> SweepMismatchError:
+    return SweepMismatchError(
+        f"job folder {folder} holds another job ({' '.join(held)}); "
+        f"it is never overwritten. Rerun into a new folder (leave hydra.sweep.dir unset)"
+    )
+
+
 def _decide(folder: Path, overrides: tuple[str, ...], rerun: Sequence[str]) -> tuple[str, str]:
-    record = read_run_record(folder) if folder.is_dir() else None
     if folder.is_dir() and locks.is_held(folder):
         return "keep", "another process is training it now"
+    resumable = (folder / "checkpoints" / LAST).is_file()
+    try:
+        record = read_run_record(folder) if folder.is_dir() else None
+    except UnreadableRecordError as e:
+        saved = saved_overrides(folder)
+        if saved and _identity(saved) != _identity(overrides):
+            raise _another_job(folder, saved) from None
+        log.warning("%s", e)
+        return "run", f"its {RECORD_NAME} is unreadable: " + (
+            f"resumes from its checkpoints/{LAST}" if resumable else "no checkpoint, starts again"
+        )
     if record is None:
         return "run", "not started" if not folder.is_dir() else "started, but ended before its record was written"
     if _identity(record.get("overrides", [])) != _identity(overrides):
-        raise SweepMismatchError(
-            f"job folder {folder} holds another job ({' '.join(record.get('overrides', []))}); "
-            f"it is never overwritten. Rerun into a new folder (leave hydra.sweep.dir unset)"
-        )
+        raise _another_job(folder, record.get("overrides", []))
     status = record.get("status")
     if status == "completed":
         return "keep", "completed"
     if status in RESUMABLE:
-        resumable = (folder / "checkpoints" / LAST).is_file()
         return "run", f"{status if status == 'interrupted' else 'killed'}: " + (
             f"resumes from its checkpoints/{LAST}" if resumable else "no checkpoint yet, starts again"
         )
@@ -201,7 +242,7 @@ def plan_sweep(
             added = [job for job in asked_ids if job not in known]
             if added:
                 log.info("Adding %d job(s) to the sweep in %s:\n  %s", len(added), sweep_dir, _difference(known, asked))
-        next_num = max(known.values(), default=-1) + 1
+        next_num = max([*known.values(), *_numbered_folders(sweep_dir)], default=-1) + 1  # no folder is reused
         plan = []
         overrides_of = {_identity(job): list(job) for job in known}
         for overrides, identity in zip(asked, asked_ids):
@@ -250,11 +291,7 @@ def launch_batches(plan: Sequence[PlannedJob], max_batch_size: int | None) -> li
 
 def next_job_number(sweep_dir: Path) -> int:
     """The first job number no job of the folder uses (for sweepers that ask for jobs as they go: Optuna)."""
-    known = _read_jobs_file(sweep_dir)
-    folders = (
-        [int(p.name) for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()] if sweep_dir.is_dir() else []
-    )
-    return max([*known.values(), *folders], default=-1) + 1
+    return max([*_read_jobs_file(sweep_dir).values(), *_numbered_folders(sweep_dir)], default=-1) + 1
 
 
 # ---- in the job
@@ -276,16 +313,21 @@ def start_sweep_job(cfg: DictConfig) -> JobStart:
     if not locks.claim(folder):
         log.warning("Job folder %s is held by another process (%s): not trained here", folder, locks.holder(folder))
         return JobStart(train=False)
-    record = read_run_record(folder)
-    status = record.get("status") if record else None
-    if status == "completed":
+    try:
+        record = read_run_record(folder)
+        status = record.get("status") if record else None
+        how = status if status == "interrupted" else "killed"
+    except UnreadableRecordError as e:
+        log.warning("%s: this job runs again", e)
+        record, status, how = None, "running", "unrecorded (its record is unreadable)"
+    if record and status == "completed":
         log.info("Job %s is completed already: kept as it is", folder)
         return JobStart(train=False, objective=record.get("objective"))
     last = folder / "checkpoints" / LAST
     if status in RESUMABLE and last.is_file() and not cfg.get("ckpt_path"):
         with open_dict(cfg):
             cfg.ckpt_path = str(last)
-        log.info("Job %s was %s: resuming from %s", folder, status if status == "interrupted" else "killed", last)
+        log.info("Job %s was %s: resuming from %s", folder, how, last)
     return JobStart(train=True)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
 from omegaconf import DictConfig
 
-from mlplab.run.record import read_run_record
+from mlplab.run.record import RECORD_NAME
 from mlplab.sweeps.jobs import job_config
 from mlplab.sweeps.stacked.grouping import Stack, differing_keys, group_jobs
 from mlplab.sweeps.stacked.members import Member, finish_member, job_output_dir, start_member
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 def _ran_before(cfg: DictConfig) -> bool:
     """Whether the job's folder has a record from an earlier try of this sweep: then it runs by itself, where the
     single-run path keeps it (completed) or resumes it from its `last.ckpt` (mlplab.sweeps.resume)."""
-    return read_run_record(job_output_dir(cfg)) is not None
+    return (Path(job_output_dir(cfg)) / RECORD_NAME).is_file()  # whole or not
 
 
 @dataclass
