@@ -2,7 +2,8 @@
 
 Written by a Hydra callback (mlplab.sweeps.report.callback; conf/hydra/default.yaml, `callbacks.sweep_report`), so it runs whatever the launcher
 (basic, joblib, submitit) or sweeper (basic, Optuna). It reads each job's run_record.json
-(mlplab.run.record); a job folder without one, or one still saying `running`, is reported as failed.
+(mlplab.run.record) as it is when the report is written; a job folder without one, or one still saying `running`,
+is reported as failed, one whose lock another process holds as `running elsewhere`.
 A sweep stopped by a signal still gets its report, with the jobs it did not start listed as such.
 
 When the sweep repeats configurations over `repeat_keys` (seeds, folds), the report also aggregates
