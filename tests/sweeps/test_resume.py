@@ -286,3 +286,26 @@ def test_a_truncated_record_or_jobs_file_is_named_reported_and_its_job_runs_agai
     assert (record["status"], record["overrides"][0], record["pid"]) == ("completed", "lr=0.01", os.getpid())
     assert f"resuming from {sweep / '1' / 'checkpoints' / 'last.ckpt'}" in (sweep / "1" / "train.log").read_text()
     assert [row["status"] for row in report_rows(sweep)] == ["completed"] * 3
+
+
+@pytest.mark.parametrize("given", ["sweep_rerun=faild", "sweep_rerun=[failed,diverge]"])
+def test_a_misspelt_rerun_status_is_refused_before_anything_runs(tiny_mnist, tmp_path, given):
+    sweep = tmp_path / "sweep"
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "src")}
+    result = subprocess.run(
+        [sys.executable, "train.py", *sweep_args(tiny_mnist, sweep, "lr=1e-3,1e-2", epochs=1), given],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    wrong = given.split("=")[1].strip("[]").split(",")[-1]
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"ConfigError: sweep_rerun={given.split('=')[1].strip('[]')} is invalid: '{wrong}' is not a status a rerun "
+        "runs again; valid: failed, diverged (e.g. sweep_rerun=failed or sweep_rerun=[failed,diverged]; "
+        "interrupted and killed jobs always resume)"
+    )
+    assert not sweep.exists()

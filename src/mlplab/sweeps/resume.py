@@ -64,6 +64,17 @@ def _key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
+def check_rerun(statuses: Sequence[str], key: str = "hydra.sweeper.rerun") -> None:
+    """Raise ConfigError unless every status is one a rerun can run again (RERUNNABLE)."""
+    wrong = [status for status in statuses if status not in RERUNNABLE]
+    if wrong or not statuses:
+        raise ConfigError(
+            f"{key}={','.join(statuses)} is invalid: {', '.join(map(repr, wrong)) or 'nothing'} is not a status a "
+            f"rerun runs again; valid: {', '.join(RERUNNABLE)} (e.g. {key}=failed or {key}=[failed,diverged]; "
+            "interrupted and killed jobs always resume)"
+        )
+
+
 def sweep_resume_arguments(argv: Sequence[str]) -> list[str]:
     """`argv` of a multirun with `sweep_resume=<folder>` replaced by that sweep's own overrides and folder, and
     `sweep_rerun=X` by `hydra.sweeper.rerun=[X]`. The command line's other overrides win over the saved ones."""
@@ -73,6 +84,7 @@ def sweep_resume_arguments(argv: Sequence[str]) -> list[str]:
     argv = [a for a in argv if a not in resume and a not in rerun]
     if rerun:
         statuses = rerun[-1].split("=", 1)[1].strip("[]")
+        check_rerun([status.strip().strip("'\"") for status in statuses.split(",")], "sweep_rerun")
         argv.append(f"hydra.sweeper.rerun=[{statuses}]")
     if not resume:
         return argv
@@ -226,6 +238,8 @@ def plan_sweep(
     `job_folder(num, overrides)` is the job's folder. Raises SweepMismatchError, writing nothing, when `jobs`
     are not this folder's sweep (other keys, or no job in common).
     """
+    if rerun:
+        check_rerun(rerun)
     with _locked(sweep_dir / ".sweep.lock"):
         known = _read_jobs_file(sweep_dir)
         asked = [tuple(job) for job in jobs]
