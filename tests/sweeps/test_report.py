@@ -436,3 +436,29 @@ def test_a_job_another_process_trains_is_reported_running_elsewhere_never_failed
     rows = write_report(tmp_path)["rows"]
     assert [row["status"] for row in rows] == ["completed", "failed", "interrupted"]
     assert rows[1]["error"].startswith("killed")
+
+
+def test_a_report_killed_while_writing_leaves_no_temporary_file_after_the_next_report(tmp_path):
+    _job(tmp_path, 0, "completed", 0.5, ["lr=0.1"])
+    _job(tmp_path, 1, "completed", 0.4, ["lr=0.01"])
+    pid = os.fork()
+    if pid == 0:  # the child: killed by the kernel (SIGXFSZ) as it writes its 101st byte of a file
+        try:
+            signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (100, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+            write_report(tmp_path)
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGXFSZ
+    [left] = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # what the kill cut short
+    assert left.startswith(".summary.csv.")
+
+    (tmp_path / f".summary.md.{os.getpid()}-live.tmp").write_text("a report this process writes now")
+    write_report(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [
+        f".summary.md.{os.getpid()}-live.tmp",  # its writer is alive: not touched
+        "summary.csv",
+        "summary.md",
+        "summary.png",
+    ]

@@ -309,3 +309,43 @@ def test_a_misspelt_rerun_status_is_refused_before_anything_runs(tiny_mnist, tmp
         "interrupted and killed jobs always resume)"
     )
     assert not sweep.exists()
+
+
+def test_a_refused_rerun_or_an_unwritable_sweep_folder_says_so_and_leaves_the_report_alone(
+    tiny_mnist, tmp_path, monkeypatch
+):
+    sweep = tmp_path / "sweep"
+    run_cli(monkeypatch, sweep_args(tiny_mnist, sweep, "lr=1e-3", epochs=1))
+    report = {name: digest(sweep)[name] for name in ("summary.csv", "summary.md", "summary.png")}
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "src")}
+    env.pop("HYDRA_FULL_ERROR", None)
+
+    def train(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "train.py", *args],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    refused = train(*sweep_args(tiny_mnist, sweep, "lr=1e-3", "optimizer=adam,sgd", epochs=1))
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert (
+        refused.stderr.strip()
+        .splitlines()[0]
+        .startswith(f"SweepMismatchError: this command's jobs are not the sweep in {sweep} (other override keys)")
+    )
+    assert "writing the report" not in refused.stdout + refused.stderr
+    assert {name: digest(sweep)[name] for name in report} == report
+
+    (tmp_path / "a_file").write_text("")
+    unwritable = train(*sweep_args(tiny_mnist, tmp_path / "a_file" / "sweep", "lr=1e-3", epochs=1))
+    assert unwritable.returncode == 1 and "Traceback" not in unwritable.stderr
+    assert unwritable.stderr.strip() == (
+        f"ConfigError: hydra.sweep.dir='{tmp_path / 'a_file' / 'sweep'}' is invalid: it cannot be written "
+        "(NotADirectoryError: Not a directory). Choose a writable folder: hydra.sweep.dir=<folder> for this sweep, "
+        "paths.output_root=<folder> for all."
+    )

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,12 +43,13 @@ from mlplab.run.record import RECORD_NAME, UnreadableRecordError, read_run_recor
 from mlplab.sweeps.jobs import job_config
 from mlplab.utils import locks
 from mlplab.utils.errors import ConfigError
-from mlplab.utils.files import write_json
+from mlplab.utils.files import check_writable, write_json
 from mlplab.utils.hydra_runtime import in_sweep
 from mlplab.utils.overrides import hydra_value
 
 log = logging.getLogger(__name__)
 
+SWEEP_DIR_HINT = "hydra.sweep.dir=<folder> for this sweep, paths.output_root=<folder> for all"
 JOBS_FILE = "sweep_jobs.json"  # <sweep>/: every job's number and overrides
 RERUNNABLE = ("failed", "diverged")  # statuses run again only when asked (sweep_rerun=...)
 RESUMABLE = ("interrupted", "running")  # a record still `running` without a live holder: a killed job
@@ -360,8 +362,26 @@ def job_folder_function(sweeper: Any) -> Any:
     return folder
 
 
+@contextlib.contextmanager
+def refused_plainly() -> Iterator[None]:
+    """A ConfigError in the block (a refused rerun, an unwritable sweep folder) ends the process with its message
+    (`ConfigError: ...`, exit code 1), as train.py's cli does, instead of Hydra's traceback of its sweeper; raised
+    as it is with HYDRA_FULL_ERROR=1."""
+    try:
+        yield
+    except ConfigError as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        raise SystemExit(f"{type(error).__name__}: {error}") from None
+
+
 def resumable_basic_sweep(sweeper: Any, arguments: list[str]) -> list[Any]:
     """BasicSweeper.sweep, handing the launcher only the jobs to run, with their own numbers."""
+    with refused_plainly():
+        return _resumable_basic_sweep(sweeper, arguments)
+
+
+def _resumable_basic_sweep(sweeper: Any, arguments: list[str]) -> list[Any]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     locks.release_all()  # a job of an earlier sweep in this process that ended by an exception still holds its lock
@@ -369,8 +389,8 @@ def resumable_basic_sweep(sweeper: Any, arguments: list[str]) -> list[Any]:
     overrides = parser.parse_overrides([*sweeper._parse_config(), *arguments])
     (jobs,) = sweeper.split_arguments(overrides, None)
     sweep_dir = Path(sweeper.config.hydra.sweep.dir)
+    check_writable(sweep_dir, "hydra.sweep.dir", SWEEP_DIR_HINT)
     plan = plan_sweep(sweep_dir, jobs, job_folder_function(sweeper), rerun=sweeper.rerun)
-    sweep_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(sweeper.config, sweep_dir / "multirun.yaml")
     returns = []
     for batch in launch_batches(plan, sweeper.max_batch_size):

@@ -25,7 +25,7 @@ from mlplab.run.record import RECORD_NAME
 from mlplab.sweeps.report.jobs import STATUSES, best_job, read_jobs, swept_keys
 from mlplab.sweeps.report.plot import plot_jobs
 from mlplab.sweeps.report.tables import REPEAT_KEYS, aggregate, csv_text, markdown, markdown_by_config, summary_table
-from mlplab.utils.files import write_text
+from mlplab.utils.files import remove_stale_temporaries, write_text
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,8 @@ def write_report(
     "plot" (its path or None)}; None without jobs.
     """
     sweep_dir = Path(sweep_dir)
+    for name in (CSV_NAME, MD_NAME, PLOT_NAME, BY_CONFIG_CSV_NAME):  # what an earlier report killed mid-write left
+        remove_stale_temporaries(sweep_dir / name)
     jobs = read_jobs(sweep_dir, planned)
     if not any(job.get("started_at") for job in jobs):  # no run records: not a sweep of train.py (eval.py)
         log.info("Sweep report: no %s in %s, nothing to report", RECORD_NAME, sweep_dir)
