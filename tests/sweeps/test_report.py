@@ -395,3 +395,70 @@ def test_a_tags_column_appears_only_when_a_job_has_tags(tmp_path):
     assert report["columns"][:4] == ["job", "status", "lr", "tags"]
     assert [row["tags"] for row in report["rows"]] == ["baseline v2", "baseline v2"]
     assert "| baseline v2 |" in (tmp_path / "tagged" / "summary.md").read_text()
+
+
+def test_a_job_another_process_trains_is_reported_running_elsewhere_never_failed_or_best(tmp_path):
+    from mlplab.utils.locks import LOCK_NAME
+
+    _job(tmp_path, 0, "completed", 0.5, ["lr=0.1"])
+    _job(tmp_path, 1, "running", None, ["lr=0.01"])  # a parallel rerun trains it now
+    _job(tmp_path, 2, "interrupted", 0.9, ["lr=0.001"])  # a parallel rerun resumes it now: 0.9 is stale
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time\n"
+            "files = [open(p, 'a') for p in sys.argv[1:]]\n"
+            "[fcntl.flock(f, fcntl.LOCK_EX) for f in files]\n"
+            "print('held', flush=True)\n"
+            "time.sleep(120)",
+            str(tmp_path / "1" / LOCK_NAME),
+            str(tmp_path / "2" / LOCK_NAME),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "held\n"
+        report = write_report(tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert [(row["job"], row["status"], row["best val/loss"]) for row in report["rows"]] == [
+        (0, "completed", 0.5),
+        (1, "running elsewhere", None),
+        (2, "running elsewhere", None),
+    ]
+    assert report["best"]["num"] == 0
+    assert "3 jobs: 1 completed, 2 running elsewhere" in (tmp_path / "summary.md").read_text()
+
+    # the report is written from the records as they are when it is written: the holder has gone
+    rows = write_report(tmp_path)["rows"]
+    assert [row["status"] for row in rows] == ["completed", "failed", "interrupted"]
+    assert rows[1]["error"].startswith("killed")
+
+
+def test_a_report_killed_while_writing_leaves_no_temporary_file_after_the_next_report(tmp_path):
+    _job(tmp_path, 0, "completed", 0.5, ["lr=0.1"])
+    _job(tmp_path, 1, "completed", 0.4, ["lr=0.01"])
+    pid = os.fork()
+    if pid == 0:  # the child: killed by the kernel (SIGXFSZ) as it writes its 101st byte of a file
+        try:
+            signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (100, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+            write_report(tmp_path)
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGXFSZ
+    [left] = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # what the kill cut short
+    assert left.startswith(".summary.csv.")
+
+    (tmp_path / f".summary.md.{os.getpid()}-live.tmp").write_text("a report this process writes now")
+    write_report(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [
+        f".summary.md.{os.getpid()}-live.tmp",  # its writer is alive: not touched
+        "summary.csv",
+        "summary.md",
+        "summary.png",
+    ]

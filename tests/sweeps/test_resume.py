@@ -288,3 +288,102 @@ def test_parallel_and_submitit_reruns_launch_only_the_jobs_to_run_with_their_num
         ("completed", 2, "lr=0.1"),
     ]
     assert records[2]["pid"] not in (records[0]["pid"], records[1]["pid"], os.getpid())  # a worker process of its own
+
+
+def _truncate(path: Path) -> None:
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])  # a write cut short
+
+
+def test_a_truncated_record_or_jobs_file_is_named_reported_and_its_job_runs_again(
+    tiny_mnist, tmp_path, monkeypatch, capsys
+):
+    from mlplab.sweeps.report.write import write_report
+
+    sweep = tmp_path / "sweep"
+    command = sweep_args(tiny_mnist, sweep, "lr=1e-3,1e-2,1e-1", epochs=1)
+    run_cli(monkeypatch, command)
+    finished = {n: digest(sweep / str(n)) for n in (0, 2)}
+    jobs_file = (sweep / "sweep_jobs.json").read_text()
+    _truncate(sweep / "1" / "run_record.json")
+    _truncate(sweep / "sweep_jobs.json")
+    capsys.readouterr()
+
+    # the report covers the other jobs; the damaged job's row names its file
+    rows = write_report(sweep)["rows"]
+    assert [(row["job"], row["status"]) for row in rows] == [(0, "completed"), (1, "failed"), (2, "completed")]
+    assert f"{sweep / '1' / 'run_record.json'} is unreadable (JSONDecodeError" in rows[1]["error"]
+    assert rows[1]["lr"] == "0.01"  # its overrides from Hydra's .hydra/overrides.yaml
+
+    run_cli(monkeypatch, command)  # the same command: the damaged job runs again, the others are kept
+    printed = "".join(capsys.readouterr())
+    assert f"{sweep / 'sweep_jobs.json'} is unreadable (JSONDecodeError" in printed
+    assert (sweep / "sweep_jobs.json").read_text() == jobs_file  # the same numbers, rebuilt from the job folders
+    assert {n: digest(sweep / str(n)) for n in (0, 2)} == finished and not (sweep / "3").exists()
+    record = read_run_record(sweep / "1")
+    assert (record["status"], record["overrides"][0], record["pid"]) == ("completed", "lr=0.01", os.getpid())
+    assert f"resuming from {sweep / '1' / 'checkpoints' / 'last.ckpt'}" in (sweep / "1" / "train.log").read_text()
+    assert [row["status"] for row in report_rows(sweep)] == ["completed"] * 3
+
+
+@pytest.mark.parametrize("given", ["sweep_rerun=faild", "sweep_rerun=[failed,diverge]"])
+def test_a_misspelt_rerun_status_is_refused_before_anything_runs(tiny_mnist, tmp_path, given):
+    sweep = tmp_path / "sweep"
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "src")}
+    result = subprocess.run(
+        [sys.executable, "train.py", *sweep_args(tiny_mnist, sweep, "lr=1e-3,1e-2", epochs=1), given],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    wrong = given.split("=")[1].strip("[]").split(",")[-1]
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"ConfigError: sweep_rerun={given.split('=')[1].strip('[]')} is invalid: '{wrong}' is not a status a rerun "
+        "runs again; valid: failed, diverged (e.g. sweep_rerun=failed or sweep_rerun=[failed,diverged]; "
+        "interrupted and killed jobs always resume)"
+    )
+    assert not sweep.exists()
+
+
+def test_a_refused_rerun_or_an_unwritable_sweep_folder_says_so_and_leaves_the_report_alone(
+    tiny_mnist, tmp_path, monkeypatch
+):
+    sweep = tmp_path / "sweep"
+    run_cli(monkeypatch, sweep_args(tiny_mnist, sweep, "lr=1e-3", epochs=1))
+    report = {name: digest(sweep)[name] for name in ("summary.csv", "summary.md", "summary.png")}
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "src")}
+    env.pop("HYDRA_FULL_ERROR", None)
+
+    def train(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "train.py", *args],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    refused = train(*sweep_args(tiny_mnist, sweep, "lr=1e-3", "optimizer=adam,sgd", epochs=1))
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert (
+        refused.stderr.strip()
+        .splitlines()[0]
+        .startswith(f"SweepMismatchError: this command's jobs are not the sweep in {sweep} (other override keys)")
+    )
+    assert "writing the report" not in refused.stdout + refused.stderr
+    assert {name: digest(sweep)[name] for name in report} == report
+
+    (tmp_path / "a_file").write_text("")
+    unwritable = train(*sweep_args(tiny_mnist, tmp_path / "a_file" / "sweep", "lr=1e-3", epochs=1))
+    assert unwritable.returncode == 1 and "Traceback" not in unwritable.stderr
+    assert unwritable.stderr.strip() == (
+        f"ConfigError: hydra.sweep.dir='{tmp_path / 'a_file' / 'sweep'}' is invalid: it cannot be written "
+        "(NotADirectoryError: Not a directory). Choose a writable folder: hydra.sweep.dir=<folder> for this sweep, "
+        "paths.output_root=<folder> for all."
+    )

@@ -7,9 +7,15 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, read_write
+from omegaconf import DictConfig, OmegaConf, read_write
 
 from mlplab.utils.overrides import quoted_override
+
+
+def saved_overrides(folder: str | Path) -> list[str]:
+    """The overrides Hydra saved in a job folder's `.hydra/overrides.yaml` (empty when there is none)."""
+    overrides_file = Path(folder) / ".hydra" / "overrides.yaml"
+    return [str(o) for o in OmegaConf.load(overrides_file)] if overrides_file.is_file() else []
 
 
 def claim_new_folder(path: str | Path) -> Path:

@@ -38,10 +38,31 @@ RECORD_NAME = "run_record.json"
 BEST_SUFFIX = "_best"  # train() reports the best value of the monitored metric as `<metric>_best`
 
 
+class UnreadableRecordError(ValueError):
+    """A run_record.json that is not a whole JSON object (cut short, or not written by mlplab); the message names it."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = path
+        super().__init__(
+            f"{path} is unreadable ({reason}), so what became of its run is unknown. A rerun of the sweep runs that "
+            f"job again (it resumes from its checkpoints/last.ckpt when there is one); or delete the file"
+        )
+
+
 def read_run_record(folder: str | Path) -> dict[str, Any] | None:
-    """The run record in `folder`, or None when there is none (the job never started, or not an mlplab run)."""
+    """The run record in `folder`, or None when there is none (the job never started, or not an mlplab run).
+
+    Raises UnreadableRecordError (naming the file) when the record is there but is not a whole JSON object."""
     path = Path(folder) / RECORD_NAME
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UnreadableRecordError(path, f"{type(e).__name__}: {e}") from None
+    if not isinstance(record, dict):
+        raise UnreadableRecordError(path, f"a JSON {type(record).__name__}, not an object")
+    return record
 
 
 def worst_value(mode: str) -> float:
@@ -181,7 +202,12 @@ def record_lost_job(
     The job's own record is completed when it says `running`; one is written when the job died before writing any.
     """
     folder = Path(folder)
-    record = read_run_record(folder) or {
+    try:
+        record = read_run_record(folder)
+    except UnreadableRecordError as e:
+        log.warning("%s; it is replaced by a record of the lost job", e)
+        record = None
+    record = record or {
         "status": "running",
         "overrides": list(overrides),
         "job": job,

@@ -14,7 +14,8 @@ import optuna
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
 from optuna.trial import TrialState
 
-from mlplab.sweeps.resume import next_job_number
+from mlplab.sweeps.resume import SWEEP_DIR_HINT, next_job_number, refused_plainly
+from mlplab.utils.files import check_writable
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ def trials_to_go(storage: Any, study_name: str | None, n_trials: int) -> int:
 
 class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
     def sweep(self, arguments: list[str]) -> None:
+        with refused_plainly():
+            check_writable(self.config.hydra.sweep.dir, "hydra.sweep.dir", SWEEP_DIR_HINT)
         self.job_idx = next_job_number(Path(self.config.hydra.sweep.dir))
         self.n_trials = trials_to_go(self.storage, self.study_name, self.n_trials)
         return super().sweep(arguments)

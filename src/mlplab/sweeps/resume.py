@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,16 +38,18 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlplab.checkpoints.io import LAST
 from mlplab.checkpoints.resume import sweep_resume_command
-from mlplab.run.record import read_run_record
+from mlplab.run.folders import saved_overrides
+from mlplab.run.record import RECORD_NAME, UnreadableRecordError, read_run_record
 from mlplab.sweeps.jobs import job_config
 from mlplab.utils import locks
 from mlplab.utils.errors import ConfigError
-from mlplab.utils.files import write_json
+from mlplab.utils.files import check_writable, write_json
 from mlplab.utils.hydra_runtime import in_sweep
 from mlplab.utils.overrides import hydra_value
 
 log = logging.getLogger(__name__)
 
+SWEEP_DIR_HINT = "hydra.sweep.dir=<folder> for this sweep, paths.output_root=<folder> for all"
 JOBS_FILE = "sweep_jobs.json"  # <sweep>/: every job's number and overrides
 RERUNNABLE = ("failed", "diverged")  # statuses run again only when asked (sweep_rerun=...)
 RESUMABLE = ("interrupted", "running")  # a record still `running` without a live holder: a killed job
@@ -63,6 +66,17 @@ def _key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
+def check_rerun(statuses: Sequence[str], key: str = "hydra.sweeper.rerun") -> None:
+    """Raise ConfigError unless every status is one a rerun can run again (RERUNNABLE)."""
+    wrong = [status for status in statuses if status not in RERUNNABLE]
+    if wrong or not statuses:
+        raise ConfigError(
+            f"{key}={','.join(statuses)} is invalid: {', '.join(map(repr, wrong)) or 'nothing'} is not a status a "
+            f"rerun runs again; valid: {', '.join(RERUNNABLE)} (e.g. {key}=failed or {key}=[failed,diverged]; "
+            "interrupted and killed jobs always resume)"
+        )
+
+
 def sweep_resume_arguments(argv: Sequence[str]) -> list[str]:
     """`argv` of a multirun with `sweep_resume=<folder>` replaced by that sweep's own overrides and folder, and
     `sweep_rerun=X` by `hydra.sweeper.rerun=[X]`. The command line's other overrides win over the saved ones."""
@@ -72,6 +86,7 @@ def sweep_resume_arguments(argv: Sequence[str]) -> list[str]:
     argv = [a for a in argv if a not in resume and a not in rerun]
     if rerun:
         statuses = rerun[-1].split("=", 1)[1].strip("[]")
+        check_rerun([status.strip().strip("'\"") for status in statuses.split(",")], "sweep_rerun")
         argv.append(f"hydra.sweeper.rerun=[{statuses}]")
     if not resume:
         return argv
@@ -101,19 +116,46 @@ class PlannedJob:
 
 
 def _read_jobs_file(sweep_dir: Path) -> dict[tuple[str, ...], int]:
-    """overrides -> job number of the jobs the folder's sweep planned (from sweep_jobs.json, else the job folders)."""
+    """overrides -> job number of the jobs the folder's sweep planned (from sweep_jobs.json, else the job folders:
+    when the file is missing, or unreadable, which is logged)."""
     path = sweep_dir / JOBS_FILE
     if path.is_file():
         import json
 
-        return {_identity(job["overrides"]): int(job["num"]) for job in json.loads(path.read_text())["jobs"]}
+        try:
+            return {_identity(job["overrides"]): int(job["num"]) for job in json.loads(path.read_text())["jobs"]}
+        except (ValueError, KeyError, TypeError) as e:  # JSONDecodeError is a ValueError
+            log.warning(
+                "%s is unreadable (%s: %s): the job numbers are rebuilt from the job folders' %s and "
+                ".hydra/overrides.yaml, and the file is written again",
+                path,
+                type(e).__name__,
+                e,
+                RECORD_NAME,
+            )
+    return _jobs_in_folders(sweep_dir)
+
+
+def _jobs_in_folders(sweep_dir: Path) -> dict[tuple[str, ...], int]:
+    """overrides -> job number of every job folder of `sweep_dir`, from its record, else from its folder name and
+    Hydra's .hydra/overrides.yaml (a job whose record is unreadable, or that ended before writing one)."""
     jobs = {}
-    for record_file in sweep_dir.glob("*/run_record.json"):
-        record = read_run_record(record_file.parent) or {}
+    for folder in sorted(p for p in sweep_dir.iterdir() if p.is_dir()) if sweep_dir.is_dir() else []:
+        try:
+            record = read_run_record(folder) or {}
+        except UnreadableRecordError:
+            record = {}
         number = (record.get("job") or {}).get("num")
-        if number is not None:
-            jobs[_identity(record.get("overrides", []))] = int(number)
+        if number is None and folder.name.isdigit():
+            number = int(folder.name)
+        overrides = record.get("overrides") or saved_overrides(folder)
+        if number is not None and overrides:
+            jobs[_identity(overrides)] = int(number)
     return jobs
+
+
+def _numbered_folders(sweep_dir: Path) -> list[int]:
+    return [int(p.name) for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()] if sweep_dir.is_dir() else []
 
 
 def _identity(overrides: Iterable[str]) -> tuple[str, ...]:
@@ -145,22 +187,35 @@ def _difference(saved: Iterable[Sequence[str]], asked: Iterable[Sequence[str]]) 
     return "\n  ".join(lines)
 
 
+def _another_job(folder: Path, held: Sequence[str]) -> SweepMismatchError:
+    return SweepMismatchError(
+        f"job folder {folder} holds another job ({' '.join(held)}); "
+        f"it is never overwritten. Rerun into a new folder (leave hydra.sweep.dir unset)"
+    )
+
+
 def _decide(folder: Path, overrides: tuple[str, ...], rerun: Sequence[str]) -> tuple[str, str]:
-    record = read_run_record(folder) if folder.is_dir() else None
     if folder.is_dir() and locks.is_held(folder):
         return "keep", "another process is training it now"
+    resumable = (folder / "checkpoints" / LAST).is_file()
+    try:
+        record = read_run_record(folder) if folder.is_dir() else None
+    except UnreadableRecordError as e:
+        saved = saved_overrides(folder)
+        if saved and _identity(saved) != _identity(overrides):
+            raise _another_job(folder, saved) from None
+        log.warning("%s", e)
+        return "run", f"its {RECORD_NAME} is unreadable: " + (
+            f"resumes from its checkpoints/{LAST}" if resumable else "no checkpoint, starts again"
+        )
     if record is None:
         return "run", "not started" if not folder.is_dir() else "started, but ended before its record was written"
     if _identity(record.get("overrides", [])) != _identity(overrides):
-        raise SweepMismatchError(
-            f"job folder {folder} holds another job ({' '.join(record.get('overrides', []))}); "
-            f"it is never overwritten. Rerun into a new folder (leave hydra.sweep.dir unset)"
-        )
+        raise _another_job(folder, record.get("overrides", []))
     status = record.get("status")
     if status == "completed":
         return "keep", "completed"
     if status in RESUMABLE:
-        resumable = (folder / "checkpoints" / LAST).is_file()
         return "run", f"{status if status == 'interrupted' else 'killed'}: " + (
             f"resumes from its checkpoints/{LAST}" if resumable else "no checkpoint yet, starts again"
         )
@@ -185,6 +240,8 @@ def plan_sweep(
     `job_folder(num, overrides)` is the job's folder. Raises SweepMismatchError, writing nothing, when `jobs`
     are not this folder's sweep (other keys, or no job in common).
     """
+    if rerun:
+        check_rerun(rerun)
     with _locked(sweep_dir / ".sweep.lock"):
         known = _read_jobs_file(sweep_dir)
         asked = [tuple(job) for job in jobs]
@@ -201,7 +258,7 @@ def plan_sweep(
             added = [job for job in asked_ids if job not in known]
             if added:
                 log.info("Adding %d job(s) to the sweep in %s:\n  %s", len(added), sweep_dir, _difference(known, asked))
-        next_num = max(known.values(), default=-1) + 1
+        next_num = max([*known.values(), *_numbered_folders(sweep_dir)], default=-1) + 1  # no folder is reused
         plan = []
         overrides_of = {_identity(job): list(job) for job in known}
         for overrides, identity in zip(asked, asked_ids):
@@ -250,11 +307,7 @@ def launch_batches(plan: Sequence[PlannedJob], max_batch_size: int | None) -> li
 
 def next_job_number(sweep_dir: Path) -> int:
     """The first job number no job of the folder uses (for sweepers that ask for jobs as they go: Optuna)."""
-    known = _read_jobs_file(sweep_dir)
-    folders = (
-        [int(p.name) for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()] if sweep_dir.is_dir() else []
-    )
-    return max([*known.values(), *folders], default=-1) + 1
+    return max([*_read_jobs_file(sweep_dir).values(), *_numbered_folders(sweep_dir)], default=-1) + 1
 
 
 # ---- in the job
@@ -276,16 +329,21 @@ def start_sweep_job(cfg: DictConfig) -> JobStart:
     if not locks.claim(folder):
         log.warning("Job folder %s is held by another process (%s): not trained here", folder, locks.holder(folder))
         return JobStart(train=False)
-    record = read_run_record(folder)
-    status = record.get("status") if record else None
-    if status == "completed":
+    try:
+        record = read_run_record(folder)
+        status = record.get("status") if record else None
+        how = status if status == "interrupted" else "killed"
+    except UnreadableRecordError as e:
+        log.warning("%s: this job runs again", e)
+        record, status, how = None, "running", "unrecorded (its record is unreadable)"
+    if record and status == "completed":
         log.info("Job %s is completed already: kept as it is", folder)
         return JobStart(train=False, objective=record.get("objective"))
     last = folder / "checkpoints" / LAST
     if status in RESUMABLE and last.is_file() and not cfg.get("ckpt_path"):
         with open_dict(cfg):
             cfg.ckpt_path = str(last)
-        log.info("Job %s was %s: resuming from %s", folder, status if status == "interrupted" else "killed", last)
+        log.info("Job %s was %s: resuming from %s", folder, how, last)
     return JobStart(train=True)
 
 
@@ -304,8 +362,26 @@ def job_folder_function(sweeper: Any) -> Any:
     return folder
 
 
+@contextlib.contextmanager
+def refused_plainly() -> Iterator[None]:
+    """A ConfigError in the block (a refused rerun, an unwritable sweep folder) ends the process with its message
+    (`ConfigError: ...`, exit code 1), as train.py's cli does, instead of Hydra's traceback of its sweeper; raised
+    as it is with HYDRA_FULL_ERROR=1."""
+    try:
+        yield
+    except ConfigError as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        raise SystemExit(f"{type(error).__name__}: {error}") from None
+
+
 def resumable_basic_sweep(sweeper: Any, arguments: list[str]) -> list[Any]:
     """BasicSweeper.sweep, handing the launcher only the jobs to run, with their own numbers."""
+    with refused_plainly():
+        return _resumable_basic_sweep(sweeper, arguments)
+
+
+def _resumable_basic_sweep(sweeper: Any, arguments: list[str]) -> list[Any]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     locks.release_all()  # a job of an earlier sweep in this process that ended by an exception still holds its lock
@@ -313,8 +389,8 @@ def resumable_basic_sweep(sweeper: Any, arguments: list[str]) -> list[Any]:
     overrides = parser.parse_overrides([*sweeper._parse_config(), *arguments])
     (jobs,) = sweeper.split_arguments(overrides, None)
     sweep_dir = Path(sweeper.config.hydra.sweep.dir)
+    check_writable(sweep_dir, "hydra.sweep.dir", SWEEP_DIR_HINT)
     plan = plan_sweep(sweep_dir, jobs, job_folder_function(sweeper), rerun=sweeper.rerun)
-    sweep_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(sweeper.config, sweep_dir / "multirun.yaml")
     returns = []
     for batch in launch_batches(plan, sweeper.max_batch_size):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -21,11 +23,12 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     """Write `path` all at once: into a temporary file beside it, then renamed over it.
 
     Readers, a crash or a kill see the old file or the new one, never a mix; the temporary file is in
-    the same folder so the rename stays on one file system (a rename across file systems is a copy).
+    the same folder so the rename stays on one file system (a rename across file systems is a copy). Its name holds
+    the writer's pid: what a kill leaves, remove_stale_temporaries removes later.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
         with os.fdopen(fd, mode) as f:
@@ -39,6 +42,33 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
         raise
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Remove the temporary files atomic_write left beside `path` when its writer was killed mid-write: those whose
+    writer (the pid in the name) is no longer alive, or older than a day. Returns the files removed."""
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2 :].split("-", 1)[0]
+        try:
+            stale = not pid.isdigit() or not _alive(int(pid)) or time.time() - tmp.stat().st_mtime > 86400
+            if stale and tmp.is_file():
+                tmp.unlink()
+                removed.append(tmp)
+        except FileNotFoundError:  # its writer renamed it meanwhile
+            continue
+    return removed
+
+
 def write_text(path: str | Path, text: str) -> None:
     """Write `text` to `path` atomically (see atomic_write)."""
     with atomic_write(path, "w") as f:
@@ -50,7 +80,11 @@ def write_json(path: str | Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, default=str, allow_nan=False) + "\n")
 
 
-def check_writable(folder: str | Path, key: str = "paths.output_dir") -> None:
+def check_writable(
+    folder: str | Path,
+    key: str = "paths.output_dir",
+    hint: str = "hydra.run.dir=<folder> for one run, paths.output_root=<folder> for all",
+) -> None:
     """Raise ConfigError unless files can be created in `folder` (made if missing)."""
     folder = Path(folder)
     try:
@@ -60,5 +94,5 @@ def check_writable(folder: str | Path, key: str = "paths.output_dir") -> None:
     except OSError as e:
         raise ConfigError(
             f"{key}={str(folder)!r} is invalid: it cannot be written ({type(e).__name__}: {e.strerror or e}). "
-            "Choose a writable folder: hydra.run.dir=<folder> for one run, paths.output_root=<folder> for all."
+            f"Choose a writable folder: {hint}."
         ) from None

@@ -144,6 +144,11 @@ def handled() -> Iterator[None]:
         yield
 
 
+def received() -> int | None:
+    """The stop signal this run (or sweep) received, None when none came."""
+    return _received[0] if _received else None
+
+
 def pending() -> bool:
     """Whether a stop signal came that nobody acted on yet (in a `deferred()` block)."""
     return _received is not None

@@ -43,7 +43,9 @@ class SweepReport(Callback):
         self._report(config)
 
     def _report_stopped(self) -> None:
-        if self._config is not None:
+        # only a sweep stopped by a signal: one that ended by an error before a job ran (a rerun refused by its
+        # planner, an unwritable folder) leaves the report of the folder as it was
+        if self._config is not None and stops.received() is not None:
             log.warning("The sweep was stopped: writing the report of what ran into %s", self._config.hydra.sweep.dir)
             self._report(self._config)
 
@@ -51,6 +53,16 @@ class SweepReport(Callback):
         sweep_dir = Path(str(config.hydra.sweep.dir))
         try:
             report = write_report(sweep_dir, planned_jobs(config), self.repeat_keys)
+        except (
+            OSError
+        ) as e:  # the jobs' own outputs are intact: a report that cannot be written must not fail the sweep
+            log.error(
+                "Could not write the sweep report into %s: the folder cannot be written (%s: %s)",
+                sweep_dir,
+                type(e).__name__,
+                e.strerror or e,
+            )
+            return
         except Exception:  # the jobs' own outputs are intact: a broken report must not fail the sweep
             log.exception("Could not write the sweep report into %s", sweep_dir)
             return
@@ -68,4 +80,5 @@ class SweepReport(Callback):
 
 
 def _stop_sweep(signum: int, frame: Any) -> None:
+    stops.note(signum)
     raise stops.Stopped(signum, "sweep (between jobs)")

@@ -9,14 +9,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from mlplab.run.record import RECORD_NAME, read_run_record
+from mlplab.run.folders import saved_overrides
+from mlplab.run.record import RECORD_NAME, UnreadableRecordError, read_run_record
+from mlplab.utils import locks
 
 log = logging.getLogger(__name__)
 
 NOT_STARTED = "not started"
-STATUSES = ("completed", "diverged", "interrupted", "failed", NOT_STARTED)  # the order counts are shown in
+RUNNING_ELSEWHERE = "running elsewhere"  # another live process holds the job's lock (a parallel rerun trains it)
+STATUSES = ("completed", "diverged", "interrupted", "failed", RUNNING_ELSEWHERE, NOT_STARTED)  # the counts' order
 
 
 def override_key_value(override: str) -> tuple[str, str]:
@@ -41,21 +44,42 @@ def planned_jobs(config: DictConfig) -> list[list[str]] | None:
 
 def read_jobs(sweep_dir: Path, planned: Sequence[Sequence[str]] | None = None) -> list[dict[str, Any]]:
     """One dict per job folder under `sweep_dir` (a folder with a run record or Hydra's .hydra/), in job order,
-    plus one with status `not started` for each job of `planned` (job number = index) that has no folder."""
+    plus one with status `not started` for each job of `planned` (job number = index) that has no folder.
+    A job whose record is unreadable is `failed`, its error naming the file; one whose lock another live process
+    holds (mlplab.utils.locks) is `running elsewhere` unless its record says completed: read as they are now."""
     folders = {p.parent for p in sweep_dir.rglob(RECORD_NAME)}
     folders |= {p.parent.parent for p in sweep_dir.rglob(".hydra/overrides.yaml")}
     jobs = []
     for folder in folders:
-        record = read_run_record(folder)
-        if record is None:
-            overrides_file = folder / ".hydra" / "overrides.yaml"
-            overrides = list(OmegaConf.load(overrides_file)) if overrides_file.is_file() else []
+        try:
+            record = read_run_record(folder)
+        except UnreadableRecordError as e:
+            log.warning("%s", e)
             record = {
                 "status": "failed",
-                "overrides": overrides,
+                "overrides": saved_overrides(folder),
+                "job": {"num": int(folder.name)} if folder.name.isdigit() else {},
+                "metrics": {},
+                "monitor": {},
+                "error": f"unreadable record: {e}",
+            }
+        if record is None:
+            record = {
+                "status": "failed",
+                "overrides": saved_overrides(folder),
                 "metrics": {},
                 "monitor": {},
                 "error": f"no {RECORD_NAME}: the job ended before training started",
+            }
+        if record.get("status") != "completed" and locks.is_held(folder) and not locks.holds(folder):
+            record = {  # what an earlier try recorded is no fact about the training going on now
+                **record,
+                "status": RUNNING_ELSEWHERE,
+                "monitor": {**(record.get("monitor") or {}), "best": None},
+                "metrics": {},
+                "epochs": None,
+                "wall_time_s": None,
+                "error": f"another process trains it now ({locks.LOCK_NAME} held: {locks.holder(folder)})",
             }
         elif record["status"] == "running":
             record = {

@@ -2,7 +2,8 @@
 
 Written by a Hydra callback (mlplab.sweeps.report.callback; conf/hydra/default.yaml, `callbacks.sweep_report`), so it runs whatever the launcher
 (basic, joblib, submitit) or sweeper (basic, Optuna). It reads each job's run_record.json
-(mlplab.run.record); a job folder without one, or one still saying `running`, is reported as failed.
+(mlplab.run.record) as it is when the report is written; a job folder without one, or one still saying `running`,
+is reported as failed, one whose lock another process holds as `running elsewhere`.
 A sweep stopped by a signal still gets its report, with the jobs it did not start listed as such.
 
 When the sweep repeats configurations over `repeat_keys` (seeds, folds), the report also aggregates
@@ -24,7 +25,7 @@ from mlplab.run.record import RECORD_NAME
 from mlplab.sweeps.report.jobs import STATUSES, best_job, read_jobs, swept_keys
 from mlplab.sweeps.report.plot import plot_jobs
 from mlplab.sweeps.report.tables import REPEAT_KEYS, aggregate, csv_text, markdown, markdown_by_config, summary_table
-from mlplab.utils.files import write_text
+from mlplab.utils.files import remove_stale_temporaries, write_text
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ def write_report(
     "plot" (its path or None)}; None without jobs.
     """
     sweep_dir = Path(sweep_dir)
+    for name in (CSV_NAME, MD_NAME, PLOT_NAME, BY_CONFIG_CSV_NAME):  # what an earlier report killed mid-write left
+        remove_stale_temporaries(sweep_dir / name)
     jobs = read_jobs(sweep_dir, planned)
     if not any(job.get("started_at") for job in jobs):  # no run records: not a sweep of train.py (eval.py)
         log.info("Sweep report: no %s in %s, nothing to report", RECORD_NAME, sweep_dir)

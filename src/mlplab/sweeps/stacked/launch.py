@@ -13,7 +13,7 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
 from omegaconf import DictConfig
 
-from mlplab.run.record import read_run_record
+from mlplab.run.record import RECORD_NAME
 from mlplab.sweeps.devices import VISIBLE, slot_devices
 from mlplab.sweeps.isolated import lost_job, run_in_slots, worst_return
 from mlplab.sweeps.jobs import job_config
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 def _ran_before(cfg: DictConfig) -> bool:
     """Whether the job's folder has a record from an earlier try of this sweep: then it runs by itself, where the
     single-run path keeps it (completed) or resumes it from its `last.ckpt` (mlplab.sweeps.resume)."""
-    return read_run_record(job_output_dir(cfg)) is not None
+    return (Path(job_output_dir(cfg)) / RECORD_NAME).is_file()  # whole or not
 
 
 @dataclass
