@@ -462,3 +462,52 @@ def test_a_report_killed_while_writing_leaves_no_temporary_file_after_the_next_r
         "summary.md",
         "summary.png",
     ]
+
+
+def _drawn(monkeypatch) -> list:
+    """The figures the report saves, kept for the test to read back (they are still written too)."""
+    from mlplab.sweeps.report import plot, write
+
+    figures = []
+    plot_save = plot.save
+
+    def save(figure, path):
+        figures.append(figure)
+        plot_save(figure, path)
+
+    monkeypatch.setattr(write, "save", save)
+    monkeypatch.setattr(plot, "save", save)
+    return figures
+
+
+def test_a_search_is_drawn_as_its_objective_per_trial_with_the_best_so_far(tmp_path, monkeypatch):
+    figures = _drawn(monkeypatch)
+    bests = [0.9, 0.7, 0.8, 0.5, 0.6, 0.55, 0.52, 0.4]  # val/loss, min: the best so far falls at trials 1, 3, 7
+    for num, best in enumerate(bests):  # drawn values, each trial its own, as a sampler gives them
+        lr, dropout = 10 ** (-4 + 0.37 * num), 0.05 * num + 0.013
+        _job(tmp_path, num, "completed", best, [f"lr={lr:.6g}", f"model.dropout={dropout:.4g}"], mode="min")
+    write_report(tmp_path)
+    (figure,) = figures
+    ax = figure.axes[0]
+    trials, best_so_far = ax.get_lines()[:2]
+    assert list(trials.get_xdata()) == list(range(8)) and list(trials.get_ydata()) == bests
+    assert list(best_so_far.get_ydata()) == [0.9, 0.7, 0.7, 0.5, 0.5, 0.5, 0.5, 0.4]
+    with (tmp_path / "summary.csv").open() as f:
+        assert [float(row["best val/loss"]) for row in csv.DictReader(f)] == bests  # the numbers it draws
+    assert len(ax.get_legend().get_texts()) == 2  # trial, best so far: not one entry per trial's parameters
+
+
+def test_folds_of_one_configuration_are_drawn_one_point_each_around_their_mean(tmp_path, monkeypatch):
+    figures = _drawn(monkeypatch)
+    tests = [0.81, 0.86, 0.84, 0.9, 0.79]
+    for fold, test in enumerate(tests):
+        _job(tmp_path, fold, "completed", test, ["data.folds=5", f"data.fold={fold}"], test=test)
+    write_report(tmp_path, repeat_keys=("data.fold",))
+    (figure,) = figures
+    ax = figure.axes[0]
+    points = ax.get_lines()[0]
+    assert list(points.get_xdata()) == [0, 1, 2, 3, 4] and list(points.get_ydata()) == tests
+    mean_line = ax.get_lines()[1]
+    assert mean_line.get_ydata()[0] == pytest.approx(sum(tests) / 5)
+    low, high = ax.get_ylim()
+    assert low > 0.5 and high < 1.0  # the axis shows the folds' spread, not a bar from 0

@@ -1,4 +1,6 @@
-"""summary.png: the sweep's jobs (or configurations, with error bars) compared on one metric."""
+"""summary.png: the sweep's jobs compared on one metric: a grid as lines over a swept key (configurations with error
+bars when it repeats them), a search as the objective per trial with the best so far, repeats of one configuration
+(seeds, folds) as one point each around their mean."""
 
 from __future__ import annotations
 
@@ -9,6 +11,68 @@ from mlplab.sweeps.report.jobs import finite, number
 from mlplab.utils.files import atomic_write
 
 PREFERRED_X = ("lr", "optimizer.weight_decay", "model.dropout", "data.batch_size", "seed")
+
+
+def save(figure: Any, path: Path) -> None:
+    with atomic_write(path, "wb") as f:
+        figure.savefig(f, format="png", dpi=100)
+
+
+def is_search(rows: list[dict[str, Any]], keys: list[str]) -> bool:
+    """Whether the jobs are a search's trials rather than a grid: two or more numeric swept keys whose values differ
+    in (almost) every job, as a sampler draws them (a grid repeats each value across the other keys)."""
+    drawn = [
+        key
+        for key in keys
+        if all(number(row[key]) is not None for row in rows) and len({row[key] for row in rows}) >= 0.8 * len(rows)
+    ]
+    return len(rows) >= 4 and len(drawn) >= 2
+
+
+def search_figure(rows: list[dict[str, Any]], metric: str, mode: str) -> Any:
+    """The objective of each trial in the order they ran, and the best so far (`mode`: max or min)."""
+    from matplotlib.figure import Figure
+
+    shown = sorted((row for row in rows if finite(row[metric])), key=lambda row: number(row["job"]) or 0)
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = figure.add_subplot()
+    trials = [number(row["job"]) for row in shown]
+    values = [row[metric] for row in shown]
+    ax.plot(trials, values, "o", alpha=0.7, label="trial")
+    best, best_so_far = None, []
+    for value in values:
+        best = value if best is None or (value > best if mode == "max" else value < best) else best
+        best_so_far.append(best)
+    ax.step(trials, best_so_far, where="post", color="C3", label=f"best so far ({mode})")
+    hidden = len(rows) - len(shown)
+    ax.set(xlabel="trial (job number)", ylabel=metric)
+    ax.set_title(f"{metric} per trial" + (f" ({hidden} without a value not shown)" if hidden else ""))
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return figure
+
+
+def repeats_figure(rows: list[dict[str, Any]], key: str, metric: str) -> Any:
+    """One configuration repeated over `key` (folds, seeds): each repeat's value, their mean and +-1 std."""
+    import statistics
+
+    from matplotlib.figure import Figure
+
+    shown = sorted((row for row in rows if finite(row[metric])), key=lambda row: number(row[key]) or 0)
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = figure.add_subplot()
+    xs, values = [number(row[key]) for row in shown], [row[metric] for row in shown]
+    ax.plot(xs, values, "o", label=key)
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    ax.axhline(mean, color="C3", label=f"mean {mean:.4g}")
+    ax.axhspan(mean - std, mean + std, color="C3", alpha=0.15, label=f"+-1 std ({std:.2g})")
+    ax.set(xlabel=key, ylabel=metric, xticks=xs)
+    hidden = len(rows) - len(shown)
+    ax.set_title(f"{metric} per {key}" + (f" ({hidden} without a value not shown)" if hidden else ""))
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return figure
 
 
 def plot_jobs(rows: list[dict[str, Any]], keys: list[str], metric: str, path: Path, errors: str | None = None) -> bool:
@@ -59,6 +123,5 @@ def plot_jobs(rows: list[dict[str, Any]], keys: list[str], metric: str, path: Pa
     title = f"{metric} by {x_key}" if x_key else f"{metric} per {what}"
     ax.set_title(title + (f" ({hidden} {what}{'s' if hidden > 1 else ''} without a value not shown)" if hidden else ""))
     ax.grid(alpha=0.3)
-    with atomic_write(path, "wb") as f:
-        figure.savefig(f, format="png", dpi=100)
+    save(figure, path)
     return True

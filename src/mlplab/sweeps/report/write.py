@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from mlplab.run.record import RECORD_NAME
-from mlplab.sweeps.report.jobs import STATUSES, best_job, read_jobs, swept_keys
-from mlplab.sweeps.report.plot import plot_jobs
+from mlplab.sweeps.report.jobs import STATUSES, best_job, finite, read_jobs, swept_keys
+from mlplab.sweeps.report.plot import is_search, plot_jobs, repeats_figure, save, search_figure
 from mlplab.sweeps.report.tables import REPEAT_KEYS, aggregate, csv_text, markdown, markdown_by_config, summary_table
 from mlplab.utils.files import remove_stale_temporaries, write_text
 
@@ -31,6 +31,33 @@ log = logging.getLogger(__name__)
 
 CSV_NAME, MD_NAME, PLOT_NAME = "summary.csv", "summary.md", "summary.png"
 BY_CONFIG_CSV_NAME = "summary_by_config.csv"
+
+
+def draw_summary(
+    rows: list[dict[str, Any]],
+    keys: list[str],
+    config_keys: list[str],
+    repeated: list[str],
+    by_config: tuple[list[str], list[dict[str, Any]]] | None,
+    metric: str,
+    best_column: str,
+    jobs: Sequence[dict[str, Any]],
+    path: Path,
+) -> bool:
+    """summary.png, drawn as the sweep is: a search (its objective per trial), repeats of one configuration (each
+    repeat around their mean), configurations repeated over seeds or folds (means with error bars), or a grid."""
+    if not any(finite(row[metric]) for row in rows):
+        return False
+    if is_search(rows, keys):
+        modes = {job["monitor"].get("mode") for job in jobs if job.get("monitor", {}).get("mode")}
+        save(search_figure(rows, best_column, modes.pop() if len(modes) == 1 else "max"), path)
+        return True
+    if by_config and not config_keys and len(repeated) == 1:
+        save(repeats_figure(rows, repeated[0], metric), path)
+        return True
+    if by_config:
+        return plot_jobs(by_config[1], config_keys, f"{metric} mean", path, errors=f"{metric} std")
+    return plot_jobs(rows, keys, metric, path)
 
 
 def write_report(
@@ -57,12 +84,13 @@ def write_report(
 
     best_column = next(column for column in columns if column.startswith("best "))
     metric = next((column for column in ("test/acc", "test/mse", "test/loss") if column in columns), best_column)
+    config_keys = [key for key in keys if key not in repeat_keys]
+    repeated = [key for key in keys if key in repeat_keys]
     if by_config:
         write_text(sweep_dir / BY_CONFIG_CSV_NAME, csv_text(*by_config))
-        config_keys = [key for key in keys if key not in repeat_keys]
-        plotted = plot_jobs(by_config[1], config_keys, f"{metric} mean", sweep_dir / PLOT_NAME, errors=f"{metric} std")
-    else:
-        plotted = plot_jobs(rows, keys, metric, sweep_dir / PLOT_NAME)
+    plotted = draw_summary(
+        rows, keys, config_keys, repeated, by_config, metric, best_column, jobs, sweep_dir / PLOT_NAME
+    )
 
     best = best_job(jobs)
     counts = {status: sum(job["status"] == status for job in jobs) for status in STATUSES}
