@@ -18,7 +18,8 @@ from mlplab.config.compose import compose_run_config
 from mlplab.eval import evaluate
 from mlplab.run.build import build_callbacks, build_datamodule, build_loggers, build_module, build_trainer
 from mlplab.train import main, train
-from tests.conftest import PROBE, Probe, make_idx_dataset, tiny_overrides
+from tests.conftest import make_idx_dataset, tiny_overrides
+from tests.helpers.callbacks import PROBE, Probe
 
 
 def test_fast_dev_run_goes_through_fit_and_test(compose_config, tiny_mnist):
@@ -227,19 +228,9 @@ def test_the_knobs_run_learns_and_reports_what_it_logged(knobs_run):
     assert saved["state_dict"]["network.layers.1.weight"].shape == (64, 784)
 
 
-class WorseLastEpoch(L.Callback):
-    """Zeroes the network before the last epoch's validation: the best epoch is then an earlier one, not the last."""
-
-    def on_validation_start(self, trainer, pl_module):
-        if trainer.current_epoch == trainer.max_epochs - 1 and not trainer.sanity_checking:
-            with torch.no_grad():
-                for parameter in pl_module.network.parameters():
-                    parameter.zero_()
-
-
 def test_eval_of_the_best_checkpoint_reproduces_the_test_metrics(compose_config, tiny_mnist):
     data_dir, files = tiny_mnist
-    worse = "+callbacks.worse={_target_:tests.test_train.WorseLastEpoch}"
+    worse = "+callbacks.worse={_target_:tests.helpers.callbacks.WorseLastEpoch}"
     metrics = train(compose_config(*tiny_overrides(data_dir, files), worse))
     checkpoints = Path(compose_config().paths.output_dir) / "checkpoints"
     assert sorted(p.name for p in checkpoints.iterdir()) == ["best-epoch000.ckpt", "last.ckpt"]

@@ -1,14 +1,10 @@
 """Interrupted runs save a checkpoint, and resuming it ends exactly where an uninterrupted run ends."""
 
-import hashlib
-import os
 import re
 import shlex
 import signal
 import sys
-from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -17,23 +13,8 @@ from mlplab.checkpoints.io import CheckpointError
 from mlplab.run.record import read_run_record
 from mlplab.train import cli, train
 from tests.conftest import tiny_overrides
-
-STEPS_PER_EPOCH = 16  # 500 tiny training images in batches of 32
-
-
-class SendSignal(L.Callback):
-    """After training batch `batch` of `epoch`, sends `signum` to this process: what SLURM (SIGTERM) or Ctrl-C
-    (SIGINT) do; signum 0 crashes instead, like a killed job that had no chance to save anything."""
-
-    def __init__(self, epoch: int, batch: int, signum: int, times: int = 1) -> None:
-        self.epoch, self.batch, self.signum, self.times = epoch, batch, signum, times
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
-            if not self.signum:
-                raise SystemExit(137)
-            for _ in range(self.times):
-                os.kill(os.getpid(), self.signum)
+from tests.helpers.callbacks import interrupt
+from tests.helpers.runs import STEPS_PER_EPOCH, digest
 
 
 @pytest.fixture(autouse=True)
@@ -54,13 +35,6 @@ def _overrides(tiny_mnist, *extra):
         "logger=csv",
         *extra,
     ]
-
-
-def _interrupt(epoch, batch, signum, times=1):
-    return (
-        f"+callbacks.interrupt={{_target_:tests.checkpoints.test_resume.SendSignal,epoch:{epoch},batch:{batch},"
-        f"signum:{int(signum)},times:{times}}}"
-    )
 
 
 def _run(compose_config, tmp_path, name, *overrides):
@@ -84,7 +58,7 @@ def test_interrupted_runs_resume_to_exactly_the_metrics_of_an_uninterrupted_one(
     }
     for name, (epoch, batch, signum) in interruptions.items():
         with pytest.raises(SystemExit) as stopped:
-            _run(compose_config, tmp_path, name, *overrides, _interrupt(epoch, batch, signum))
+            _run(compose_config, tmp_path, name, *overrides, interrupt(epoch, batch, signum))
         assert stopped.value.code == 128 + (signum or signal.SIGKILL), name  # the shell's: 143 SIGTERM, 130 Ctrl-C
         saved = torch.load(tmp_path / name / "checkpoints" / "last.ckpt", weights_only=True)
         # stopped right after that batch, or after the next one when it ended an epoch
@@ -107,7 +81,7 @@ def test_a_killed_run_resumes_from_its_last_finished_epoch_even_when_that_epoch_
     # lr 1e-9 leaves val/acc where it was: only epoch 0 is a best (Lightning 2.6 then skips last.ckpt)
     overrides = _overrides(tiny_mnist, "trainer.max_epochs=3", "lr=1e-9")
     with pytest.raises(SystemExit):
-        _run(compose_config, tmp_path, "killed", *overrides, _interrupt(2, 5, 0))
+        _run(compose_config, tmp_path, "killed", *overrides, interrupt(2, 5, 0))
     saved = torch.load(tmp_path / "killed" / "checkpoints" / "last.ckpt", weights_only=True)
     assert (saved["epoch"], saved["global_step"]) == (1, 2 * STEPS_PER_EPOCH)
     assert [p.name for p in (tmp_path / "killed" / "checkpoints").glob("best-*")] == ["best-epoch000.ckpt"]
@@ -123,7 +97,7 @@ def test_ctrl_c_stops_after_the_batch_and_twice_stops_at_once_both_saving(
             tmp_path,
             "interrupted",
             *_overrides(tiny_mnist),
-            _interrupt(1, 3, signal.SIGINT, times=times),
+            interrupt(1, 3, signal.SIGINT, times=times),
         )
     assert stopped.value.code == code  # 130: the shell's code for Ctrl-C; 1: Lightning's exit after a KeyboardInterrupt
     saved = torch.load(tmp_path / "interrupted" / "checkpoints" / "last.ckpt", weights_only=True)
@@ -133,23 +107,15 @@ def test_ctrl_c_stops_after_the_batch_and_twice_stops_at_once_both_saving(
     )  # once: the batch boundary SIGTERM stops at
 
 
-def _digest(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.md5(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
-
-
 def test_ckpt_path_last_resumes_the_latest_run_into_a_new_folder_keeps_the_old_one_and_says_why(
     tiny_mnist, tmp_path, monkeypatch, capsys
 ):
     runs = tmp_path / "outputs" / "mnist" / "runs"
     common = ["train.py", *_overrides(tiny_mnist), f"paths.output_root={tmp_path / 'outputs'}"]
-    monkeypatch.setattr(sys, "argv", [*common, f"hydra.run.dir={runs / 'first'}", _interrupt(1, 2, signal.SIGTERM)])
+    monkeypatch.setattr(sys, "argv", [*common, f"hydra.run.dir={runs / 'first'}", interrupt(1, 2, signal.SIGTERM)])
     with pytest.raises(SystemExit):
         cli()
-    before = _digest(runs / "first")
+    before = digest(runs / "first")
     assert "checkpoints/last.ckpt" in before and "csv/metrics.csv" in before
 
     monkeypatch.setattr(
@@ -160,7 +126,7 @@ def test_ckpt_path_last_resumes_the_latest_run_into_a_new_folder_keeps_the_old_o
     capsys.readouterr()
     cli()
     assert f"ckpt_path=last picked {runs / 'first'}: its checkpoints/last.ckpt" in capsys.readouterr().out
-    assert _digest(runs / "first") == before  # nothing of the interrupted run was touched
+    assert digest(runs / "first") == before  # nothing of the interrupted run was touched
     rows = (runs / "second" / "csv" / "metrics.csv").read_text()
     assert "test/acc" in rows and (runs / "second" / "checkpoints" / "last.ckpt").is_file()
     assert (
@@ -198,7 +164,7 @@ def test_a_run_folder_resumes_with_that_runs_own_config_by_the_printed_command(t
             tmp_path,
             "trainer.max_epochs=2",
             f"hydra.run.dir={runs / 'first'}",
-            _interrupt(1, 5, signal.SIGTERM),
+            interrupt(1, 5, signal.SIGTERM),
         ),
     )
     with pytest.raises(SystemExit) as stopped:
@@ -206,7 +172,7 @@ def test_a_run_folder_resumes_with_that_runs_own_config_by_the_printed_command(t
     assert stopped.value.code == 143
     (hint,) = re.findall(r"Resume with: (.+)", (runs / "first" / "train.log").read_text())
     assert hint == f"python train.py ckpt_path={runs / 'first'}"
-    before = _digest(runs / "first")
+    before = digest(runs / "first")
 
     monkeypatch.setattr(
         sys, "argv", ["train.py", *shlex.split(hint)[2:]]
@@ -219,7 +185,7 @@ def test_a_run_folder_resumes_with_that_runs_own_config_by_the_printed_command(t
     record = read_run_record(resumed)
     assert (record["status"], record["epochs"]) == ("completed", 2)
     assert f"Resuming from {runs / 'first' / 'checkpoints' / 'last.ckpt'}" in (resumed / "train.log").read_text()
-    assert _digest(runs / "first") == before
+    assert digest(runs / "first") == before
 
 
 def test_a_resume_refuses_what_may_not_change_listing_it_and_allows_more_epochs(tiny_mnist, tmp_path, monkeypatch):
@@ -231,7 +197,7 @@ def test_a_resume_refuses_what_may_not_change_listing_it_and_allows_more_epochs(
         [*_issue_13_run(tiny_mnist, tmp_path, "trainer.max_epochs=1", "scheduler=none"), f"hydra.run.dir={first}"],
     )
     cli()
-    before = _digest(first)
+    before = digest(first)
 
     monkeypatch.setattr(sys, "argv", ["train.py", f"ckpt_path={first}", "lr=1e-2", "model.dropout=0.25"])
     with pytest.raises(
@@ -257,7 +223,7 @@ def test_a_resume_refuses_what_may_not_change_listing_it_and_allows_more_epochs(
     cli()
     (resumed,) = [folder for folder in runs.iterdir() if folder != first]
     assert (read_run_record(resumed)["status"], read_run_record(resumed)["epochs"]) == ("completed", 2)
-    assert _digest(first) == before
+    assert digest(first) == before
 
 
 def test_resuming_into_the_runs_own_folder_is_refused_before_anything_is_written(tiny_mnist, tmp_path, monkeypatch):
@@ -268,18 +234,18 @@ def test_resuming_into_the_runs_own_folder_is_refused_before_anything_is_written
         [
             *_issue_13_run(tiny_mnist, tmp_path, "trainer.max_epochs=2"),
             f"hydra.run.dir={runs / 'first'}",
-            _interrupt(1, 2, signal.SIGTERM),
+            interrupt(1, 2, signal.SIGTERM),
         ],
     )
     with pytest.raises(SystemExit):
         cli()
-    before = _digest(runs / "first")
+    before = digest(runs / "first")
     assert read_run_record(runs / "first")["status"] == "interrupted" and ".hydra/overrides.yaml" in before
 
     monkeypatch.setattr(sys, "argv", ["train.py", f"ckpt_path={runs / 'first'}", f"hydra.run.dir={runs / 'first'}"])
     with pytest.raises(SystemExit, match="is inside this run's own folder .*Nothing was written"):
         cli()
-    assert _digest(runs / "first") == before  # .hydra/ and run_record.json byte for byte as they were
+    assert digest(runs / "first") == before  # .hydra/ and run_record.json byte for byte as they were
 
 
 def test_resume_errors_say_what_is_wrong(compose_config, tiny_mnist, tmp_path):

@@ -4,50 +4,22 @@ from __future__ import annotations
 
 import csv
 import fcntl
-import hashlib
 import os
 import re
 import shlex
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import lightning as L
 import optuna
 import pytest
-from hydra.core.hydra_config import HydraConfig
 
-from mlplab.config.location import PROJECT_ROOT
 from mlplab.run.record import read_run_record
 from mlplab.sweeps.resume import SweepMismatchError
-from mlplab.train import cli
 from mlplab.utils.locks import LOCK_NAME
 from tests.conftest import tiny_overrides
-
-
-class ActWhenAsked(L.Callback):
-    """In the sweep job whose number is in $ACT_ON_JOB, at the start of its second epoch: `stall` (writes
-    <job>/stalled, then sleeps: a job caught mid-sweep, to be killed), `sigterm` (after its first batch) or `fail`."""
-
-    def __init__(self, action: str) -> None:
-        self.action = action
-
-    def _chosen(self) -> bool:
-        return os.environ.get("ACT_ON_JOB") == str(HydraConfig.get().job.num)
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        if trainer.current_epoch == 1 and self._chosen():
-            if self.action == "stall":
-                (Path(HydraConfig.get().runtime.output_dir) / "stalled").touch()
-                time.sleep(600)
-            if self.action == "fail":
-                raise RuntimeError("asked to fail")
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.action == "sigterm" and (trainer.current_epoch, batch_idx) == (1, 0) and self._chosen():
-            os.kill(os.getpid(), signal.SIGTERM)
+from tests.helpers.runs import digest, run_cli_in_process, run_train_process, start_train_process
 
 
 def sweep_args(tiny_mnist, sweep_dir: Path, *swept: str, action: str = "stall", epochs: int = 2) -> list[str]:
@@ -62,22 +34,9 @@ def sweep_args(tiny_mnist, sweep_dir: Path, *swept: str, action: str = "stall", 
         "baselines=false",
         "logger=none",
         "torch_threads=1",
-        f"+callbacks.act={{_target_:tests.sweeps.test_resume.ActWhenAsked,action:{action}}}",
+        f"+callbacks.act={{_target_:tests.helpers.callbacks.ActWhenAsked,action:{action}}}",
         f"hydra.sweep.dir={sweep_dir}",
     ]
-
-
-def run_cli(monkeypatch, args: list[str]) -> None:
-    monkeypatch.setattr(sys, "argv", ["train.py", *args])
-    cli()
-
-
-def digest(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.md5(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 def report_rows(sweep_dir: Path) -> list[dict[str, str]]:
@@ -89,17 +48,12 @@ def report_rows(sweep_dir: Path) -> list[dict[str, str]]:
 
 def test_a_sweep_killed_after_two_jobs_finishes_when_the_same_command_runs_again(tiny_mnist, tmp_path, monkeypatch):
     swept = ("optimizer=adam,sgd", "lr=1e-3,1e-2")
-    run_cli(monkeypatch, sweep_args(tiny_mnist, tmp_path / "uninterrupted", *swept))
+    run_cli_in_process(monkeypatch, *sweep_args(tiny_mnist, tmp_path / "uninterrupted", *swept))
 
     sweep = tmp_path / "sweep"
     command = sweep_args(tiny_mnist, sweep, *swept)
-    env = {**os.environ, "ACT_ON_JOB": "2", "PYTHONPATH": str(PROJECT_ROOT / "src")}
-    process = subprocess.Popen(
-        [sys.executable, "train.py", *command],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    process = start_train_process(
+        *command, env={"ACT_ON_JOB": "2"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 240
     while not (sweep / "2" / "stalled").exists() and process.poll() is None and time.monotonic() < deadline:
@@ -114,7 +68,7 @@ def test_a_sweep_killed_after_two_jobs_finishes_when_the_same_command_runs_again
     assert not (sweep / "3").exists()
     finished = {n: digest(sweep / str(n)) for n in (0, 1)}
 
-    run_cli(monkeypatch, command)  # the same command again
+    run_cli_in_process(monkeypatch, *command)  # the same command again
     records = [read_run_record(sweep / str(n)) for n in range(4)]
     assert [r["status"] for r in records] == ["completed"] * 4
     assert {n: digest(sweep / str(n)) for n in (0, 1)} == finished  # not trained again: byte for byte as they were
@@ -127,14 +81,14 @@ def test_a_sweep_job_stopped_by_sigterm_prints_the_command_that_resumes_its_swee
     sweep = tmp_path / "sweep"
     monkeypatch.setenv("ACT_ON_JOB", "0")
     with pytest.raises(SystemExit) as stopped:
-        run_cli(monkeypatch, sweep_args(tiny_mnist, sweep, "lr=1e-3,1e-2", action="sigterm"))
+        run_cli_in_process(monkeypatch, *sweep_args(tiny_mnist, sweep, "lr=1e-3,1e-2", action="sigterm"))
     assert stopped.value.code == 143
     (hint,) = re.findall(r"Resume with: (.+)", (sweep / "0" / "train.log").read_text())
     assert hint == f"python train.py -m sweep_resume={sweep}"
     assert read_run_record(sweep / "0")["status"] == "interrupted" and not (sweep / "1").exists()
 
     monkeypatch.delenv("ACT_ON_JOB")
-    run_cli(monkeypatch, shlex.split(hint)[2:])  # the printed command, run as train.py runs it
+    run_cli_in_process(monkeypatch, *shlex.split(hint)[2:])  # the printed command, run as train.py runs it
     records = [read_run_record(sweep / str(n)) for n in range(2)]
     assert [(r["status"], r["epochs"]) for r in records] == [("completed", 2), ("completed", 2)]
     assert f"resuming from {sweep / '0' / 'checkpoints' / 'last.ckpt'}" in (sweep / "0" / "train.log").read_text()
@@ -143,10 +97,12 @@ def test_a_sweep_job_stopped_by_sigterm_prints_the_command_that_resumes_its_swee
 
 def test_a_rerun_adds_only_new_values_and_refuses_other_keys_or_settings(tiny_mnist, tmp_path, monkeypatch):
     sweep = tmp_path / "sweep"
-    run_cli(monkeypatch, sweep_args(tiny_mnist, sweep, "lr=1e-3,1e-2", epochs=1))
+    run_cli_in_process(monkeypatch, *sweep_args(tiny_mnist, sweep, "lr=1e-3,1e-2", epochs=1))
     before = {n: digest(sweep / str(n)) for n in (0, 1)}
 
-    run_cli(monkeypatch, sweep_args(tiny_mnist, sweep, "lr=1e-3,1e-1", epochs=1))  # 1e-3 is there, 1e-1 is new
+    run_cli_in_process(
+        monkeypatch, *sweep_args(tiny_mnist, sweep, "lr=1e-3,1e-1", epochs=1)
+    )  # 1e-3 is there, 1e-1 is new
     assert (
         read_run_record(sweep / "2")["overrides"][0] == "lr=0.1"
         and read_run_record(sweep / "2")["status"] == "completed"
@@ -159,11 +115,11 @@ def test_a_rerun_adds_only_new_values_and_refuses_other_keys_or_settings(tiny_mn
     with pytest.raises(
         SweepMismatchError, match=r"(?s)other override keys.*\n  optimizer: not set in the sweep, adam,sgd here"
     ):
-        run_cli(monkeypatch, sweep_args(tiny_mnist, sweep, "lr=1e-3,1e-2", "optimizer=adam,sgd", epochs=1))
+        run_cli_in_process(monkeypatch, *sweep_args(tiny_mnist, sweep, "lr=1e-3,1e-2", "optimizer=adam,sgd", epochs=1))
     with pytest.raises(
         SweepMismatchError, match=r"(?s)no job in common.*\n  trainer.max_epochs: 1 in the sweep, 2 here"
     ):
-        run_cli(monkeypatch, sweep_args(tiny_mnist, sweep, "lr=1e-3,1e-2", epochs=2))
+        run_cli_in_process(monkeypatch, *sweep_args(tiny_mnist, sweep, "lr=1e-3,1e-2", epochs=2))
     assert digest(sweep) == everything
 
 
@@ -171,29 +127,29 @@ def test_failed_jobs_run_again_only_when_asked_and_a_held_job_is_never_trained_t
     sweep = tmp_path / "sweep"
     command = sweep_args(tiny_mnist, sweep, "lr=1e-3,1e-2", action="fail")
     monkeypatch.setenv("ACT_ON_JOB", "1")
-    run_cli(monkeypatch, command)
+    run_cli_in_process(monkeypatch, *command)
     monkeypatch.delenv("ACT_ON_JOB")
     assert [read_run_record(sweep / str(n))["status"] for n in (0, 1)] == ["completed", "failed"]
     failed = digest(sweep / "1")
 
-    run_cli(monkeypatch, command)
+    run_cli_in_process(monkeypatch, *command)
     assert digest(sweep / "1") == failed  # not asked: kept as it is
 
     with open(sweep / "1" / LOCK_NAME, "a") as held:  # another rerun's job process trains job 1 now
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        run_cli(monkeypatch, [*command, "sweep_rerun=failed"])
+        run_cli_in_process(monkeypatch, *command, "sweep_rerun=failed")
         assert digest(sweep / "1") == failed
         # planned before the other process took the job: the job itself sees the lock and does not train (Hydra has
         # written the job's .hydra/ by then, and the job logs why it stopped)
         monkeypatch.setattr("mlplab.sweeps.resume.job_is_held", lambda folder: False)
-        run_cli(monkeypatch, [*command, "sweep_rerun=failed"])
+        run_cli_in_process(monkeypatch, *command, "sweep_rerun=failed")
         assert {k: v for k, v in digest(sweep / "1").items() if not k.startswith((".hydra/", "train.log"))} == {
             k: v for k, v in failed.items() if not k.startswith((".hydra/", "train.log"))
         }
         assert "is held by another process" in (sweep / "1" / "train.log").read_text()
     monkeypatch.undo()
 
-    run_cli(monkeypatch, [*command, "sweep_rerun=failed"])
+    run_cli_in_process(monkeypatch, *command, "sweep_rerun=failed")
     assert [read_run_record(sweep / str(n))["status"] for n in (0, 1)] == ["completed", "completed"]
 
 
@@ -205,20 +161,18 @@ def test_an_optuna_study_in_sql_storage_continues_toward_its_total_in_the_same_f
     tiny = [o for o in tiny_overrides(*tiny_mnist) if not o.startswith("trainer.max_epochs=")]
 
     def search(trials: int) -> None:
-        run_cli(
+        run_cli_in_process(
             monkeypatch,
-            [
-                "-m",
-                "hparams_search=mnist_optuna",
-                f"hydra.sweeper.n_trials={trials}",
-                f"hydra.sweeper.storage={storage}",
-                *tiny,
-                "trainer.max_epochs=1",
-                "callbacks=lean",
-                "baselines=false",
-                "logger=none",
-                f"hydra.sweep.dir={sweep}",
-            ],
+            "-m",
+            "hparams_search=mnist_optuna",
+            f"hydra.sweeper.n_trials={trials}",
+            f"hydra.sweeper.storage={storage}",
+            *tiny,
+            "trainer.max_epochs=1",
+            "callbacks=lean",
+            "baselines=false",
+            "logger=none",
+            f"hydra.sweep.dir={sweep}",
         )
 
     search(2)
@@ -235,13 +189,11 @@ def test_an_optuna_study_in_sql_storage_continues_toward_its_total_in_the_same_f
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["parallel", "submitit_local"])
 def test_parallel_and_submitit_reruns_launch_only_the_jobs_to_run_with_their_numbers(tiny_mnist, tmp_path, launcher):
-    from tests.test_scaling import run_train
-
     sweep = tmp_path / "sweep"
     common = [f"hydra/launcher={launcher}", *sweep_args(tiny_mnist, sweep, epochs=1)[1:]]
-    run_train("-m", *common, "lr=1e-3,1e-2")
+    run_train_process("-m", *common, "lr=1e-3,1e-2")
     before = {n: digest(sweep / str(n)) for n in (0, 1)}
-    run_train("-m", *common, "lr=1e-3,1e-2,1e-1")  # one more value: only its job runs, as job 2
+    run_train_process("-m", *common, "lr=1e-3,1e-2,1e-1")  # one more value: only its job runs, as job 2
     assert {n: digest(sweep / str(n)) for n in (0, 1)} == before
     records = [read_run_record(sweep / str(n)) for n in range(3)]
     assert [(r["status"], r["job"]["num"], r["overrides"][-1]) for r in records] == [
