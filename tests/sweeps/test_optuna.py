@@ -1,10 +1,9 @@
 """The Optuna sweeper (`hparams_search=mnist_optuna`) on tiny files: trials search the configured space, a failing
-trial is recorded and gets the worst value, the best value is reported; a study in SQL storage resumes where it
-stopped."""
+trial is recorded and gets the worst value, the best value is reported. (A study in SQL storage resumed by a rerun:
+tests/sweeps/test_resume.py.)"""
 
 from __future__ import annotations
 
-import optuna
 import torch
 from omegaconf import OmegaConf
 
@@ -42,25 +41,3 @@ def test_an_optuna_search_of_three_trials_survives_a_failing_trial(tiny_mnist, t
             ]
             assert hidden == [int(params["search.hidden1"]), int(params["search.hidden2"])]
     assert {r["metrics"].get("val/acc") == r["objective"] for r in records if r["status"] == "completed"} == {True}
-
-
-def test_an_optuna_study_in_sql_storage_resumes_where_it_stopped(tiny_mnist, tmp_path, monkeypatch):
-    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    for sweep, trials in ((tmp_path / "first", 2), (tmp_path / "second", 3)):  # n_trials: the study's total
-        run_main_in_process(
-            monkeypatch,
-            "-m",
-            "hparams_search=mnist_optuna",
-            f"hydra.sweeper.n_trials={trials}",
-            f"hydra.sweeper.storage={storage}",
-            *short(*tiny_mnist),
-            f"hydra.sweep.dir={sweep}",
-        )
-
-    study = optuna.load_study(study_name="mnist_mlp", storage=storage)
-    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3  # the second sweep added one trial to the first two
-    objectives = [
-        read_run_record(job)["objective"] for sweep in ("first", "second") for job in job_folders(tmp_path / sweep)
-    ]
-    assert [t.value for t in study.trials] == objectives
-    assert OmegaConf.load(tmp_path / "second" / "optimization_results.yaml").best_value == max(objectives)

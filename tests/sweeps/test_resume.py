@@ -14,12 +14,13 @@ from pathlib import Path
 
 import optuna
 import pytest
+from omegaconf import OmegaConf
 
 from mlplab.run.record import read_run_record
 from mlplab.sweeps.resume import SweepMismatchError
 from mlplab.utils.locks import LOCK_NAME
 from tests.conftest import tiny_overrides
-from tests.helpers.runs import digest, run_cli_in_process, run_train_process, start_train_process
+from tests.helpers.runs import digest, job_folders, run_cli_in_process, run_train_process, start_train_process
 
 
 def sweep_args(tiny_mnist, sweep_dir: Path, *swept: str, action: str = "stall", epochs: int = 2) -> list[str]:
@@ -160,7 +161,7 @@ def test_an_optuna_study_in_sql_storage_continues_toward_its_total_in_the_same_f
     sweep = tmp_path / "sweep"
     tiny = [o for o in tiny_overrides(*tiny_mnist) if not o.startswith("trainer.max_epochs=")]
 
-    def search(trials: int) -> None:
+    def search(trials: int, folder: Path = sweep) -> None:
         run_cli_in_process(
             monkeypatch,
             "-m",
@@ -172,8 +173,11 @@ def test_an_optuna_study_in_sql_storage_continues_toward_its_total_in_the_same_f
             "callbacks=lean",
             "baselines=false",
             "logger=none",
-            f"hydra.sweep.dir={sweep}",
+            f"hydra.sweep.dir={folder}",
         )
+
+    def objectives(folder: Path) -> list[float]:
+        return [read_run_record(job)["objective"] for job in job_folders(folder)]
 
     search(2)
     first = {n: digest(sweep / str(n)) for n in (0, 1)}
@@ -182,8 +186,17 @@ def test_an_optuna_study_in_sql_storage_continues_toward_its_total_in_the_same_f
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
     assert {n: digest(sweep / str(n)) for n in (0, 1)} == first  # the new trial got job number 2, its own folder
     assert [read_run_record(sweep / str(n))["objective"] for n in range(3)] == [t.value for t in study.trials]
+    assert OmegaConf.load(sweep / "optimization_results.yaml").best_value == max(objectives(sweep))
     search(3)
     assert len(optuna.load_study(study_name="mnist_mlp", storage=storage).trials) == 3 and not (sweep / "3").exists()
+
+    # the same study from a sweep in another folder: its trials count toward the same total, its best is the study's
+    other = tmp_path / "other"
+    search(4, other)
+    study = optuna.load_study(study_name="mnist_mlp", storage=storage)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4  # one trial added to the first three
+    assert [t.value for t in study.trials] == objectives(sweep) + objectives(other)
+    assert OmegaConf.load(other / "optimization_results.yaml").best_value == max(t.value for t in study.trials)
 
 
 @pytest.mark.slow
