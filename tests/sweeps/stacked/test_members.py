@@ -15,8 +15,8 @@ from mlplab.eval import evaluate
 from mlplab.run.record import read_run_record
 from tests.conftest import tiny_overrides
 from tests.helpers.runs import job_folders, run_train_process, start_train_process
+from tests.helpers.statlib import housing_overrides, make_statlib_file
 from tests.helpers.wandb_offline import OfflineRun, offline_runs
-from tests.statlib import housing_overrides, make_statlib_file
 
 DIVERGING_LR = 1e4  # SGD at this lr overflows within a few steps
 
