@@ -142,7 +142,7 @@ def test_failed_jobs_run_again_only_when_asked_and_a_held_job_is_never_trained_t
         assert digest(sweep / "1") == failed
         # planned before the other process took the job: the job itself sees the lock and does not train (Hydra has
         # written the job's .hydra/ by then, and the job logs why it stopped)
-        monkeypatch.setattr("mlplab.sweeps.resume.job_is_held", lambda folder: False)
+        monkeypatch.setattr("mlplab.utils.locks.is_held", lambda folder: False)
         run_cli_in_process(monkeypatch, *command, "sweep_rerun=failed")
         assert {k: v for k, v in digest(sweep / "1").items() if not k.startswith((".hydra/", "train.log"))} == {
             k: v for k, v in failed.items() if not k.startswith((".hydra/", "train.log"))
