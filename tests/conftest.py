@@ -6,7 +6,6 @@ import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
 from omegaconf import DictConfig
@@ -88,43 +87,3 @@ def tiny_overrides(data_dir: Path, files: dict[str, str]) -> list[str]:
         "trainer.max_epochs=2",
         "trainer.log_every_n_steps=1",
     ]
-
-
-class Probe(L.Callback):
-    """Keeps what a run was built with and what it did, for a test to read after train(): the last one made."""
-
-    last: Probe | None = None
-
-    def __init__(self) -> None:
-        self.batch_sizes: list[int] = []
-        self.lrs: list[float] = []  # the learning rate of each training step
-        self.losses: list[float] = []  # and its loss
-        Probe.last = self
-
-    def on_train_start(self, trainer, pl_module):
-        self.initial = {name: value.detach().clone() for name, value in pl_module.network.state_dict().items()}
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self.batch_sizes.append(len(batch[1]))
-        self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.losses.append(float(outputs["loss"]))
-
-    def on_train_end(self, trainer, pl_module):
-        self.trainer, self.module, self.steps, self.epochs = (
-            trainer,
-            pl_module,
-            trainer.global_step,
-            trainer.current_epoch,
-        )
-        self.optimizer = trainer.optimizers[0]
-        self.scheduler_configs = trainer.lr_scheduler_configs
-        self.schedulers = [config.scheduler for config in self.scheduler_configs]
-        self.final_lr = self.optimizer.param_groups[0]["lr"]  # after the last scheduler step
-
-    def on_exception(self, trainer, pl_module, exception):
-        self.steps, self.epochs, self.exception = trainer.global_step, trainer.current_epoch, exception
-
-
-PROBE = "+callbacks.probe={_target_:tests.conftest.Probe}"  # the override that adds a Probe to a run

@@ -6,16 +6,9 @@ import pytest
 import torch
 
 from mlplab.checkpoints.io import CheckpointError
-from mlplab.data.images import MNISTDataModule
 from mlplab.eval import evaluate
 from mlplab.train import train
 from tests.conftest import tiny_overrides
-
-
-class Letters(MNISTDataModule):
-    """28x28 images of 26 classes: fits an MNIST network's input, not its output."""
-
-    class_names = [chr(c) for c in range(ord("a"), ord("z") + 1)]
 
 
 @pytest.fixture
@@ -57,11 +50,15 @@ def test_another_data_set_that_does_not_fit_the_network_names_the_difference(com
     data_dir, _ = tiny_mnist
     with pytest.raises(CheckpointError) as error:
         _evaluate(
-            compose_config, data_dir, f"ckpt_path={trained}", "data=mnist", "data._target_=tests.test_eval.Letters"
+            compose_config,
+            data_dir,
+            f"ckpt_path={trained}",
+            "data=mnist",
+            "data._target_=tests.helpers.callbacks.Letters",
         )
     message = str(error.value)
     assert "holds a different network: network.layers.3.weight is (10, 32) there but (26, 32) here" in message
-    assert "data mlplab.data.images.MNISTDataModule there, tests.test_eval.Letters here" in message
+    assert "data mlplab.data.images.MNISTDataModule there, tests.helpers.callbacks.Letters here" in message
 
 
 def test_another_data_set_that_fits_is_evaluated(compose_config, tiny_mnist, trained, tmp_path):

@@ -28,7 +28,7 @@ from mlplab.run.build import build_datamodule, build_module
 from mlplab.train import train
 from mlplab.utils.errors import ConfigError
 from tests.conftest import make_idx_dataset, tiny_overrides
-from tests.statlib import housing_overrides, make_statlib_file
+from tests.helpers.statlib import housing_overrides, make_statlib_file
 
 QUICK = ["model.hidden=[32]", "logger=none", "callbacks=lean", "baselines=false"]
 

@@ -12,13 +12,13 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from torch.optim.lr_scheduler import CosineAnnealingLR, OneCycleLR, ReduceLROnPlateau, StepLR
-from torch.overrides import TorchFunctionMode
 
 from mlplab.config.compose import compose_run_config
 from mlplab.eval import evaluate
 from mlplab.run.build import build_callbacks, build_datamodule, build_loggers, build_module, build_trainer
 from mlplab.train import main, train
-from tests.conftest import PROBE, Probe, make_idx_dataset, tiny_overrides
+from tests.conftest import make_idx_dataset, tiny_overrides
+from tests.helpers.callbacks import PROBE, HostSyncs, Probe
 
 
 def test_fast_dev_run_goes_through_fit_and_test(compose_config, tiny_mnist):
@@ -227,19 +227,9 @@ def test_the_knobs_run_learns_and_reports_what_it_logged(knobs_run):
     assert saved["state_dict"]["network.layers.1.weight"].shape == (64, 784)
 
 
-class WorseLastEpoch(L.Callback):
-    """Zeroes the network before the last epoch's validation: the best epoch is then an earlier one, not the last."""
-
-    def on_validation_start(self, trainer, pl_module):
-        if trainer.current_epoch == trainer.max_epochs - 1 and not trainer.sanity_checking:
-            with torch.no_grad():
-                for parameter in pl_module.network.parameters():
-                    parameter.zero_()
-
-
 def test_eval_of_the_best_checkpoint_reproduces_the_test_metrics(compose_config, tiny_mnist):
     data_dir, files = tiny_mnist
-    worse = "+callbacks.worse={_target_:tests.test_train.WorseLastEpoch}"
+    worse = "+callbacks.worse={_target_:tests.helpers.callbacks.WorseLastEpoch}"
     metrics = train(compose_config(*tiny_overrides(data_dir, files), worse))
     checkpoints = Path(compose_config().paths.output_dir) / "checkpoints"
     assert sorted(p.name for p in checkpoints.iterdir()) == ["best-epoch000.ckpt", "last.ckpt"]
@@ -294,60 +284,6 @@ def test_each_run_sets_its_own_float32_matmul_precision(compose_config, tiny_mni
         assert torch.get_float32_matmul_precision() == "highest"
     finally:
         torch.set_float32_matmul_precision("highest")
-
-
-class HostSyncs(TorchFunctionMode, L.Callback):
-    """Notes, per step (training, validation, test), the tensor calls that make the host wait for a GPU:
-    reading values (`item`, `tolist`, `bool(t)`, ...), copies to the CPU, ops whose output size depends on
-    the values. Epoch ends are not watched: reading the epoch's metrics there is expected.
-
-    It watches torch calls, so it works on the CPU too: what a CUDA run would sync on, a CPU run calls the same.
-    """
-
-    READS = {
-        "item",
-        "tolist",
-        "numpy",
-        "cpu",
-        "__bool__",
-        "__float__",
-        "__int__",
-        "__index__",
-        "nonzero",
-        "unique",
-        "masked_select",
-        "argwhere",
-    }
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.batch: tuple | None = None  # the step being run: (stage, step); None between steps' epochs
-        self.synced: dict[tuple, list[str]] = {}
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        name = getattr(func, "__name__", "")
-        # (a CPU run moves nothing from another device, so there this finds nothing: the reads above are the test)
-        to_cpu = name == "to" and args[0].device.type != "cpu" and "cpu" in map(str, [*args[1:], *kwargs.values()])
-        mask = name == "__getitem__" and isinstance(args[1], torch.Tensor) and args[1].dtype == torch.bool
-        if self.batch is not None and (name in self.READS or to_cpu or mask):
-            self.synced.setdefault(self.batch, []).append(name)
-        return func(*args, **kwargs)
-
-    # first in the callback list: its batch-start hooks run before the others', its epoch-end hooks too
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self.batch = ("train", trainer.global_step)
-
-    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
-        self.batch = ("val", trainer.current_epoch, batch_idx)
-
-    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
-        self.batch = ("test", batch_idx)
-
-    def _epoch_end(self, *args):
-        self.batch = None
-
-    on_validation_start = on_train_epoch_end = on_validation_epoch_end = on_test_epoch_end = _epoch_end
 
 
 def test_steps_wait_for_the_device_only_on_log_steps(compose_config, tmp_path):

@@ -15,7 +15,7 @@ from mlplab.data.sources import Mirror
 from mlplab.train import train
 from mlplab.utils.errors import ConfigError
 from tests.conftest import make_idx_dataset, tiny_overrides
-from tests.statlib import housing_overrides, make_statlib_file
+from tests.helpers.statlib import housing_overrides, make_statlib_file
 
 
 class CountingRegressor(DummyRegressor):

@@ -7,7 +7,8 @@ import pytest
 
 from mlplab.train import train
 from mlplab.utils.errors import DivergedError
-from tests.conftest import PROBE, Probe, tiny_overrides
+from tests.conftest import tiny_overrides
+from tests.helpers.callbacks import PROBE, Probe
 
 
 def test_a_diverging_learning_rate_stops_the_run_at_once_and_says_why(compose_config, tiny_mnist, tmp_path):

@@ -1,17 +1,12 @@
 """Interrupted runs save a checkpoint, and resuming it ends exactly where an uninterrupted run ends."""
 
-import csv
-import hashlib
 import logging
-import os
 import re
 import shlex
 import signal
 import sys
 import time
-from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -20,23 +15,8 @@ from mlplab.checkpoints.io import CheckpointError
 from mlplab.run.record import read_run_record
 from mlplab.train import cli, train
 from tests.conftest import tiny_overrides
-
-STEPS_PER_EPOCH = 16  # 500 tiny training images in batches of 32
-
-
-class SendSignal(L.Callback):
-    """After training batch `batch` of `epoch`, sends `signum` to this process: what SLURM (SIGTERM) or Ctrl-C
-    (SIGINT) do; signum 0 crashes instead, like a killed job that had no chance to save anything."""
-
-    def __init__(self, epoch: int, batch: int, signum: int, times: int = 1) -> None:
-        self.epoch, self.batch, self.signum, self.times = epoch, batch, signum, times
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
-            if not self.signum:
-                raise SystemExit(137)
-            for _ in range(self.times):
-                os.kill(os.getpid(), self.signum)
+from tests.helpers.callbacks import interrupt
+from tests.helpers.runs import STEPS_PER_EPOCH, assert_same_history, digest, metrics_rows
 
 
 @pytest.fixture(autouse=True)
@@ -57,38 +37,6 @@ def _overrides(tiny_mnist, *extra):
         "logger=csv",
         *extra,
     ]
-
-
-def _interrupt(epoch, batch, signum, times=1):
-    return (
-        f"+callbacks.interrupt={{_target_:tests.checkpoints.test_resume.SendSignal,epoch:{epoch},batch:{batch},"
-        f"signum:{int(signum)},times:{times}}}"
-    )
-
-
-def _metrics_rows(run_folder: Path) -> list[dict[str, str]]:
-    with open(run_folder / "csv" / "metrics.csv", newline="") as file:
-        return list(csv.DictReader(file))
-
-
-def _history(run_folder: Path) -> list[tuple[str, str, dict[str, float]]]:
-    """metrics.csv as (epoch, step, values) rows, without the wall-clock figures (time/), which differ between runs."""
-    return [
-        (
-            row["epoch"],
-            row["step"],
-            {k: float(v) for k, v in row.items() if v and k not in ("epoch", "step") and not k.startswith("time/")},
-        )
-        for row in _metrics_rows(run_folder)
-    ]
-
-
-def assert_same_history(run_folder: Path, expected_folder: Path, name: str = "") -> None:
-    """`run_folder`'s metrics.csv has the rows of `expected_folder`'s: the same epochs, steps and metrics."""
-    history, expected = _history(run_folder), _history(expected_folder)
-    assert [(e, s, sorted(v)) for e, s, v in history] == [(e, s, sorted(v)) for e, s, v in expected], name
-    for (epoch, step, values), (_, _, expected_values) in zip(history, expected):
-        assert values == pytest.approx(expected_values, rel=1e-6, abs=1e-9), f"{name}: epoch {epoch}, step {step}"
 
 
 def _run(compose_config, tmp_path, name, *overrides):
@@ -112,7 +60,7 @@ def test_interrupted_runs_resume_to_exactly_the_metrics_of_an_uninterrupted_one(
     }
     for name, (epoch, batch, signum) in interruptions.items():
         with pytest.raises(SystemExit) as stopped:
-            _run(compose_config, tmp_path, name, *overrides, _interrupt(epoch, batch, signum))
+            _run(compose_config, tmp_path, name, *overrides, interrupt(epoch, batch, signum))
         assert stopped.value.code == 128 + (signum or signal.SIGKILL), name  # the shell's: 143 SIGTERM, 130 Ctrl-C
         saved = torch.load(tmp_path / name / "checkpoints" / "last.ckpt", weights_only=True)
         # stopped right after that batch, or after the next one when it ended an epoch
@@ -121,7 +69,7 @@ def test_interrupted_runs_resume_to_exactly_the_metrics_of_an_uninterrupted_one(
         )
         assert saved["global_step"] == expected_step, name
         if signum:  # the batch it stopped after is logged too: its metrics.csv holds every step the checkpoint trained
-            logged = [int(row["step"]) for row in _metrics_rows(tmp_path / name) if row["train/loss"]]
+            logged = [int(row["step"]) for row in metrics_rows(tmp_path / name) if row["train/loss"]]
             assert logged == list(range(expected_step)), name
         before = {p: p.read_bytes() for p in (tmp_path / name).rglob("*") if p.is_file()}
 
@@ -142,7 +90,7 @@ def test_the_first_epoch_after_a_resume_is_timed_from_its_restart(compose_config
         "callbacks.progress_bar.epoch_lines=true",
     ]
     with pytest.raises(SystemExit):
-        _run(compose_config, tmp_path, "stopped", *overrides, _interrupt(1, 5, signal.SIGTERM))
+        _run(compose_config, tmp_path, "stopped", *overrides, interrupt(1, 5, signal.SIGTERM))
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="mlplab.callbacks.progress_bar"):
         _run(compose_config, tmp_path, "resumed", *overrides, f"ckpt_path={tmp_path / 'stopped'}")
@@ -152,7 +100,7 @@ def test_the_first_epoch_after_a_resume_is_timed_from_its_restart(compose_config
     assert line.startswith("Epoch 2/2: ")
     assert 0 < float(re.fullmatch(r".*\((\S+) s\)", line).group(1)) < whole_test, line
     # the epoch's row (the earlier ones are the stopped run's)
-    (timed,) = [row for row in _metrics_rows(tmp_path / "resumed") if row["epoch"] == "1" and row["time/epoch_s"]]
+    (timed,) = [row for row in metrics_rows(tmp_path / "resumed") if row["epoch"] == "1" and row["time/epoch_s"]]
     epoch_s = float(timed["time/epoch_s"])
     assert 0 < epoch_s < whole_test
     # in that time the resumed run trained the rest of the epoch: its 500 images but the 6 batches of 32 before the stop
@@ -165,7 +113,7 @@ def test_a_killed_run_resumes_from_its_last_finished_epoch_even_when_that_epoch_
     # lr 1e-9 leaves val/acc where it was: only epoch 0 is a best (Lightning 2.6 then skips last.ckpt)
     overrides = _overrides(tiny_mnist, "trainer.max_epochs=3", "lr=1e-9")
     with pytest.raises(SystemExit):
-        _run(compose_config, tmp_path, "killed", *overrides, _interrupt(2, 5, 0))
+        _run(compose_config, tmp_path, "killed", *overrides, interrupt(2, 5, 0))
     saved = torch.load(tmp_path / "killed" / "checkpoints" / "last.ckpt", weights_only=True)
     assert (saved["epoch"], saved["global_step"]) == (1, 2 * STEPS_PER_EPOCH)
     assert [p.name for p in (tmp_path / "killed" / "checkpoints").glob("best-*")] == ["best-epoch000.ckpt"]
@@ -181,7 +129,7 @@ def test_ctrl_c_stops_after_the_batch_and_twice_stops_at_once_both_saving(
             tmp_path,
             "interrupted",
             *_overrides(tiny_mnist),
-            _interrupt(1, 3, signal.SIGINT, times=times),
+            interrupt(1, 3, signal.SIGINT, times=times),
         )
     assert stopped.value.code == code  # 130: the shell's code for Ctrl-C; 1: Lightning's exit after a KeyboardInterrupt
     saved = torch.load(tmp_path / "interrupted" / "checkpoints" / "last.ckpt", weights_only=True)
@@ -191,23 +139,15 @@ def test_ctrl_c_stops_after_the_batch_and_twice_stops_at_once_both_saving(
     )  # once: the batch boundary SIGTERM stops at
 
 
-def _digest(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.md5(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
-
-
 def test_ckpt_path_last_resumes_the_latest_run_into_a_new_folder_keeps_the_old_one_and_says_why(
     tiny_mnist, tmp_path, monkeypatch, capsys
 ):
     runs = tmp_path / "outputs" / "mnist" / "runs"
     common = ["train.py", *_overrides(tiny_mnist), f"paths.output_root={tmp_path / 'outputs'}"]
-    monkeypatch.setattr(sys, "argv", [*common, f"hydra.run.dir={runs / 'first'}", _interrupt(1, 2, signal.SIGTERM)])
+    monkeypatch.setattr(sys, "argv", [*common, f"hydra.run.dir={runs / 'first'}", interrupt(1, 2, signal.SIGTERM)])
     with pytest.raises(SystemExit):
         cli()
-    before = _digest(runs / "first")
+    before = digest(runs / "first")
     assert "checkpoints/last.ckpt" in before and "csv/metrics.csv" in before
 
     monkeypatch.setattr(
@@ -218,7 +158,7 @@ def test_ckpt_path_last_resumes_the_latest_run_into_a_new_folder_keeps_the_old_o
     capsys.readouterr()
     cli()
     assert f"ckpt_path=last picked {runs / 'first'}: its checkpoints/last.ckpt" in capsys.readouterr().out
-    assert _digest(runs / "first") == before  # nothing of the interrupted run was touched
+    assert digest(runs / "first") == before  # nothing of the interrupted run was touched
     rows = (runs / "second" / "csv" / "metrics.csv").read_text()
     assert "test/acc" in rows and (runs / "second" / "checkpoints" / "last.ckpt").is_file()
     assert (
@@ -256,7 +196,7 @@ def test_a_run_folder_resumes_with_that_runs_own_config_by_the_printed_command(t
             tmp_path,
             "trainer.max_epochs=2",
             f"hydra.run.dir={runs / 'first'}",
-            _interrupt(1, 5, signal.SIGTERM),
+            interrupt(1, 5, signal.SIGTERM),
         ),
     )
     with pytest.raises(SystemExit) as stopped:
@@ -264,7 +204,7 @@ def test_a_run_folder_resumes_with_that_runs_own_config_by_the_printed_command(t
     assert stopped.value.code == 143
     (hint,) = re.findall(r"Resume with: (.+)", (runs / "first" / "train.log").read_text())
     assert hint == f"python train.py ckpt_path={runs / 'first'}"
-    before = _digest(runs / "first")
+    before = digest(runs / "first")
 
     monkeypatch.setattr(
         sys, "argv", ["train.py", *shlex.split(hint)[2:]]
@@ -277,7 +217,7 @@ def test_a_run_folder_resumes_with_that_runs_own_config_by_the_printed_command(t
     record = read_run_record(resumed)
     assert (record["status"], record["epochs"]) == ("completed", 2)
     assert f"Resuming from {runs / 'first' / 'checkpoints' / 'last.ckpt'}" in (resumed / "train.log").read_text()
-    assert _digest(runs / "first") == before
+    assert digest(runs / "first") == before
 
 
 def test_a_resume_refuses_what_may_not_change_listing_it_and_allows_more_epochs(tiny_mnist, tmp_path, monkeypatch):
@@ -289,7 +229,7 @@ def test_a_resume_refuses_what_may_not_change_listing_it_and_allows_more_epochs(
         [*_issue_13_run(tiny_mnist, tmp_path, "trainer.max_epochs=1", "scheduler=none"), f"hydra.run.dir={first}"],
     )
     cli()
-    before = _digest(first)
+    before = digest(first)
 
     monkeypatch.setattr(sys, "argv", ["train.py", f"ckpt_path={first}", "lr=1e-2", "model.dropout=0.25"])
     with pytest.raises(
@@ -315,7 +255,7 @@ def test_a_resume_refuses_what_may_not_change_listing_it_and_allows_more_epochs(
     cli()
     (resumed,) = [folder for folder in runs.iterdir() if folder != first]
     assert (read_run_record(resumed)["status"], read_run_record(resumed)["epochs"]) == ("completed", 2)
-    assert _digest(first) == before
+    assert digest(first) == before
 
 
 def test_resuming_into_the_runs_own_folder_is_refused_before_anything_is_written(tiny_mnist, tmp_path, monkeypatch):
@@ -326,18 +266,18 @@ def test_resuming_into_the_runs_own_folder_is_refused_before_anything_is_written
         [
             *_issue_13_run(tiny_mnist, tmp_path, "trainer.max_epochs=2"),
             f"hydra.run.dir={runs / 'first'}",
-            _interrupt(1, 2, signal.SIGTERM),
+            interrupt(1, 2, signal.SIGTERM),
         ],
     )
     with pytest.raises(SystemExit):
         cli()
-    before = _digest(runs / "first")
+    before = digest(runs / "first")
     assert read_run_record(runs / "first")["status"] == "interrupted" and ".hydra/overrides.yaml" in before
 
     monkeypatch.setattr(sys, "argv", ["train.py", f"ckpt_path={runs / 'first'}", f"hydra.run.dir={runs / 'first'}"])
     with pytest.raises(SystemExit, match="is inside this run's own folder .*Nothing was written"):
         cli()
-    assert _digest(runs / "first") == before  # .hydra/ and run_record.json byte for byte as they were
+    assert digest(runs / "first") == before  # .hydra/ and run_record.json byte for byte as they were
 
 
 def test_resume_errors_say_what_is_wrong(compose_config, tiny_mnist, tmp_path):

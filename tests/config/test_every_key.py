@@ -11,24 +11,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from mlplab.config.compose import compose_run_config
-from mlplab.config.location import CONFIG_DIR
 from mlplab.config.validation import HYDRA_KEYS, validate_config
 from mlplab.utils.errors import ConfigError
-
-# keys whose value is free-form by design: any wrong value is a right one
-FREE_FORM = ("logger.wandb.config.",)  # extra W&B run config: any mapping
-
-
-def group_options(config_name: str) -> list[list[str]]:
-    """The config as shipped, then once with each other option of each config group (conf/<group>/<option>.yaml)."""
-    runs = [[]]
-    for group in sorted(p for p in CONFIG_DIR.iterdir() if p.is_dir() and p.name != "hydra"):
-        runs += [[f"{group.name}={option.stem}"] for option in sorted(group.glob("*.yaml"))]
-    if config_name == "eval":  # its `data` options read the checkpoint's ${seed}: the train walk checks them
-        runs = [["ckpt_path=run.ckpt", *r] for r in runs if not r or r[0].split("=")[0] in ("accelerator", "paths")]
-    if config_name == "predict":
-        runs = [["ckpt_path=run.ckpt", "inputs=digits", *r] for r in runs if not r or r[0].startswith("paths=")]
-    return runs
+from tests.helpers.configs import FREE_FORM, group_options, set_key
 
 
 def keys(node: Any, key: str = "") -> Iterator[tuple[str, Any]]:
@@ -51,14 +36,6 @@ def wrong_value(value: Any) -> Any:
     if value is None or isinstance(value, str):
         return {"wrong": 1}
     return 5
-
-
-def set_key(container: dict, key: str, value: Any) -> None:
-    parts = key.replace("[", ".").replace("]", "").split(".")
-    node = container
-    for part in parts[:-1]:
-        node = node[int(part)] if isinstance(node, list) else node[part]
-    node[int(parts[-1]) if isinstance(node, list) else parts[-1]] = value
 
 
 @pytest.mark.parametrize("config_name", ["train", "eval", "predict"])

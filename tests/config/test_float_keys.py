@@ -15,7 +15,7 @@ from mlplab.config.compose import compose_run_config
 from mlplab.config.rules import rule_for
 from mlplab.config.validation import HYDRA_KEYS, validate_config
 from mlplab.utils.errors import ConfigError
-from tests.config.test_every_key import FREE_FORM, group_options, set_key
+from tests.helpers.configs import FREE_FORM, group_options, set_key
 
 
 def float_keys(node: Any, key: str = "") -> Iterator[tuple[str, float]]:

@@ -52,10 +52,10 @@ SCRIPTS = {
 }
 # Commands composed and checked, but not run here, and why (a word of the command starts with the key)
 COMPOSE_ONLY = {
-    "-m": "a sweep: its first job is composed here; tests/test_scaling.py and tests/sweeps run sweeps",
-    "hparams_search=": "an Optuna search (a sweep): tests/test_scaling.py runs one",
-    "hydra/launcher=": "a sweep launcher: tests/test_scaling.py runs each",
-    "accelerator=ddp": "DDP processes: tests/test_scaling.py runs accelerator=ddp_cpu",
+    "-m": "a sweep: its first job is composed here; tests/sweeps run sweeps",
+    "hparams_search=": "an Optuna search (a sweep): tests/sweeps/test_optuna.py and tests/sweeps/test_resume.py run them",
+    "hydra/launcher=": "a sweep launcher: tests/sweeps (test_parallel, test_submitit, stacked/) runs each",
+    "accelerator=ddp": "DDP processes: tests/distributed/test_ddp.py runs accelerator=ddp_cpu",
     "accelerator=gpu": "needs a GPU",
     "accelerator=mps": "needs Apple silicon",
     "trainer.num_nodes=": "needs several machines",

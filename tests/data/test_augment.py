@@ -1,7 +1,6 @@
 """Random shifts of training images (`data.max_shift`): each image moved within bounds, the border filled,
 training batches only, in single runs and in stacked sweeps alike."""
 
-import lightning as L
 import pytest
 import torch
 
@@ -10,8 +9,8 @@ from mlplab.data.augment import random_shift
 from mlplab.data.images import MNISTDataModule
 from mlplab.train import train
 from tests.conftest import tiny_overrides
-from tests.sweeps.stacked.test_equivalence import values
-from tests.test_scaling import job_folders, run_train
+from tests.helpers.callbacks import Capture
+from tests.helpers.runs import job_folders, logged_values, run_train_process
 
 
 def test_each_image_moves_by_its_own_offset_within_max_shift_and_the_border_is_filled():
@@ -42,25 +41,6 @@ def test_a_shift_as_large_as_the_image_is_refused(tmp_path):
         MNISTDataModule(data_dir=tmp_path, max_shift=28)
 
 
-class Capture(L.Callback):
-    """The inputs of every training and validation batch as the network gets them."""
-
-    last = None
-
-    def __init__(self) -> None:
-        self.train, self.val = [], []
-        Capture.last = self
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self.train.append(batch[0].clone())
-
-    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
-        self.val.append(batch[0].clone())
-
-    def on_train_end(self, trainer, pl_module):
-        self.splits = {s: trainer.datamodule.split_on_device(s, pl_module.device)[0] for s in ("train", "val")}
-
-
 def share_of_rows_found(rows: list[torch.Tensor], split: torch.Tensor) -> float:
     rows = torch.cat(rows)
     return float((rows[:, None, :] == split[None, :, :]).all(-1).any(1).float().mean())
@@ -70,7 +50,7 @@ def share_of_rows_found(rows: list[torch.Tensor], split: torch.Tensor) -> float:
 def test_training_batches_are_shifted_and_evaluation_batches_are_not(tiny_mnist, tmp_path, max_shift):
     quick = [o for o in tiny_overrides(*tiny_mnist) if not o.startswith("callbacks.")]
     overrides = [*quick, "logger=none", "baselines=false", "callbacks=none"]
-    capture = "+callbacks.capture={_target_:tests.data.test_augment.Capture}"
+    capture = "+callbacks.capture={_target_:tests.helpers.callbacks.Capture}"
     train(compose_run_config([*overrides, capture, f"data.max_shift={max_shift}"], tmp_path))
     seen = Capture.last
     # a shifted noisy image is not a training image (unless its draw was no shift: 1 in 25)
@@ -86,7 +66,7 @@ def test_a_stacked_sweep_shifts_each_members_training_batches(tiny_mnist, tmp_pa
     first_losses = {}
     for max_shift in (0, 2):
         folder = tmp_path / f"shift{max_shift}"
-        run_train(
+        run_train_process(
             "-m",
             *common,
             "lr=1e-3,3e-3",
@@ -94,7 +74,7 @@ def test_a_stacked_sweep_shifts_each_members_training_batches(tiny_mnist, tmp_pa
             "hydra/launcher=stacked",
             f"hydra.sweep.dir={folder}",
         )
-        first_losses[max_shift] = [values(job, "train/loss")[0] for job in job_folders(folder)]
+        first_losses[max_shift] = [logged_values(job, "train/loss")[0] for job in job_folders(folder)]
     # the same initial weights and batch order: only the shifted inputs change the first step's loss
     for plain, shifted in zip(first_losses[0], first_losses[2]):
         assert shifted != pytest.approx(plain, rel=1e-3)

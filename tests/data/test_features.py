@@ -9,7 +9,7 @@ from sklearn.preprocessing import QuantileTransformer
 from mlplab.data.features import QuantileNormal, Standardize
 from mlplab.data.housing import HousingDataModule, features_from_statlib, read_statlib
 from mlplab.data.sources import Mirror
-from tests.statlib import make_statlib_file
+from tests.helpers.statlib import make_statlib_file
 
 
 def _skewed_rows(n: int, seed: int = 0) -> torch.Tensor:

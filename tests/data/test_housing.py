@@ -21,7 +21,7 @@ from mlplab.data.sources import DataUnavailableError, Mirror, fetch_verified, md
 from mlplab.train import train
 from mlplab.utils.errors import ConfigError
 from tests.conftest import md5
-from tests.statlib import housing_overrides, make_statlib_file, write_scikit_learn_cache
+from tests.helpers.statlib import housing_overrides, make_statlib_file, write_scikit_learn_cache
 
 
 def _datamodule(tmp_path, file_md5, sources=None, **kwargs):

@@ -11,7 +11,7 @@ from mlplab.data.idx import read_idx
 from mlplab.data.images import TEST_IMAGES, FashionMNISTDataModule, MNISTDataModule
 from mlplab.data.sources import Mirror
 from tests.conftest import make_idx_dataset
-from tests.statlib import make_statlib_file
+from tests.helpers.statlib import make_statlib_file
 
 
 def _saved_and_loaded(state: dict) -> dict:

@@ -1,7 +1,6 @@
 import gzip
 import hashlib
 import logging
-import threading
 from pathlib import Path
 
 import pytest
@@ -109,22 +108,3 @@ def test_when_every_source_fails_the_error_lists_each_and_how_to_provide_the_fil
     assert "2. data mirror (not set): no mirror is set (paths.data_mirror=<folder> or the DATA_MIRROR" in message
     assert f"put these uncompressed files in {tmp_path / 'data'}" in message
     assert "a  md5 " + "1" * 32 in message
-
-
-def test_parallel_fetches_leave_one_intact_copy(tmp_path):
-    mirror, files = _mirror(tmp_path)
-    errors = []
-
-    def fetch():
-        try:
-            fetch_verified(tmp_path / "data", files, [mirror])
-        except Exception as e:  # pragma: no cover - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=fetch) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    assert {name: md5sum(tmp_path / "data" / name) for name in files} == files

@@ -19,7 +19,7 @@ from mlplab.data.splits import PoolSplit, seeded_order
 from mlplab.train import train
 from mlplab.utils.errors import ConfigError
 from tests.conftest import make_idx_dataset, tiny_overrides
-from tests.statlib import make_statlib_file
+from tests.helpers.statlib import make_statlib_file
 
 
 def _md5(tensor: torch.Tensor) -> str:

@@ -8,7 +8,7 @@ from sklearn.datasets import fetch_california_housing
 from mlplab.data.housing import STATLIB_MD5, STATLIB_NAME, ScikitLearnDownload, features_from_statlib, read_statlib
 from mlplab.data.sources import Bundled, md5sum
 from mlplab.train import train
-from tests.statlib import write_scikit_learn_cache
+from tests.helpers.statlib import write_scikit_learn_cache
 
 pytestmark = pytest.mark.slow
 

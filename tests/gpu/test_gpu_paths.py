@@ -21,10 +21,10 @@ from mlplab.predict import predict
 from mlplab.run.build import build_callbacks, build_datamodule, build_loggers, build_module, build_trainer
 from mlplab.run.record import read_run_record
 from mlplab.train import train
-from tests.conftest import Probe, make_idx_dataset, tiny_overrides
+from tests.conftest import make_idx_dataset, tiny_overrides
 from tests.gpu.conftest import NO_GPU
-from tests.test_scaling import job_folders, run_train
-from tests.test_train import HostSyncs
+from tests.helpers.callbacks import HostSyncs, Probe
+from tests.helpers.runs import job_folders, run_train_process
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_GPU)]
 
@@ -43,7 +43,8 @@ def on_gpu(tiny_mnist, *extra: str) -> list[str]:
 )
 def test_a_run_trains_and_tests_on_the_gpu(compose_config, tiny_mnist, switches, figures):
     cfg = compose_config(
-        *on_gpu(tiny_mnist, "trainer.max_epochs=3", "+callbacks.probe={_target_:tests.conftest.Probe}"), *switches
+        *on_gpu(tiny_mnist, "trainer.max_epochs=3", "+callbacks.probe={_target_:tests.helpers.callbacks.Probe}"),
+        *switches,
     )
     metrics = train(cfg)
     assert Probe.last.module.device.type == "cuda"
@@ -103,7 +104,7 @@ def test_steps_wait_for_the_gpu_only_on_log_steps(compose_config, tmp_path, figu
 def test_ddp_on_every_gpu_present(tiny_mnist, tmp_path, figures):
     run_dir = tmp_path / "ddp"
     quick = [o for o in tiny_overrides(*tiny_mnist) if o != "accelerator=cpu"]
-    run_train(*quick, "accelerator=ddp", f"trainer.devices={GPUS}", f"hydra.run.dir={run_dir}")
+    run_train_process(*quick, "accelerator=ddp", f"trainer.devices={GPUS}", f"hydra.run.dir={run_dir}")
     record = read_run_record(run_dir)
     assert record["status"] == "completed" and record["metrics"]["test/acc"] > 0.5
     figures("GPUs", GPUS)
@@ -113,15 +114,15 @@ def test_ddp_on_every_gpu_present(tiny_mnist, tmp_path, figures):
 def test_ddp_on_two_gpus_inside_a_sweep(tiny_mnist, tmp_path):
     sweep = tmp_path / "sweep"
     quick = [o for o in tiny_overrides(*tiny_mnist) if o != "accelerator=cpu"]
-    run_train("-m", *quick, "accelerator=ddp", "trainer.devices=2", "lr=1e-3,3e-3", f"hydra.sweep.dir={sweep}")
+    run_train_process("-m", *quick, "accelerator=ddp", "trainer.devices=2", "lr=1e-3,3e-3", f"hydra.sweep.dir={sweep}")
     assert [read_run_record(job)["status"] for job in job_folders(sweep)] == ["completed", "completed"]
 
 
 def test_a_stacked_sweep_on_the_gpu_gives_the_basic_launchers_results(tiny_mnist, tmp_path):
     quick = [o for o in on_gpu(tiny_mnist) if not o.startswith("callbacks.")]
     common = [*quick, "callbacks=lean", "baselines=false", "logger=csv", "lr=1e-3,3e-3", "seed=1,2"]
-    run_train("-m", *common, f"hydra.sweep.dir={tmp_path / 'basic'}")
-    run_train("-m", *common, "hydra/launcher=stacked", f"hydra.sweep.dir={tmp_path / 'stacked'}")
+    run_train_process("-m", *common, f"hydra.sweep.dir={tmp_path / 'basic'}")
+    run_train_process("-m", *common, "hydra/launcher=stacked", f"hydra.sweep.dir={tmp_path / 'stacked'}")
     for one, many in zip(job_folders(tmp_path / "basic"), job_folders(tmp_path / "stacked")):
         a, b = read_run_record(one), read_run_record(many)
         assert b["status"] == "completed" and b["overrides"] == a["overrides"]
@@ -134,7 +135,9 @@ def test_the_parallel_launcher_gives_each_job_its_own_gpu(tiny_mnist, tmp_path, 
     quick = [o for o in on_gpu(tiny_mnist) if not o.startswith("callbacks.")]
     jobs = 2 * GPUS
     seeds = ",".join(str(seed) for seed in range(1, jobs + 1))
-    run_train("-m", "hydra/launcher=parallel", *quick, "callbacks=none", f"seed={seeds}", f"hydra.sweep.dir={sweep}")
+    run_train_process(
+        "-m", "hydra/launcher=parallel", *quick, "callbacks=none", f"seed={seeds}", f"hydra.sweep.dir={sweep}"
+    )
     records = [read_run_record(job) for job in job_folders(sweep)]
     assert all(r["status"] == "completed" for r in records)
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")

@@ -107,7 +107,7 @@ def test_a_run_logs_its_config_metrics_and_pictures_to_wandb(compose_config, tin
 
 def test_log_model_logs_the_best_and_last_checkpoints_as_artifacts(compose_config, tiny_mnist, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb-data"))  # where wandb stages artifact files
-    worse = "+callbacks.worse={_target_:tests.test_train.WorseLastEpoch}"  # best (epoch 0) != last (epoch 1)
+    worse = "+callbacks.worse={_target_:tests.helpers.callbacks.WorseLastEpoch}"  # best (epoch 0) != last (epoch 1)
     train(compose_config(*tiny_overrides(*tiny_mnist), "callbacks=lean", "logger.wandb.log_model=true", worse))
     checkpoints = tmp_path / "run" / "checkpoints"
     (path,) = offline_runs(tmp_path / "run" / "wandb")

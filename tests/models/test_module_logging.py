@@ -4,7 +4,6 @@ import csv
 from functools import partial
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
 from torch import nn
@@ -17,6 +16,7 @@ from mlplab.run.build import build_datamodule, build_module
 from mlplab.train import train
 from mlplab.utils.errors import ConfigError
 from tests.conftest import tiny_overrides
+from tests.helpers.callbacks import HookNames
 
 
 def _rows(cfg) -> list[dict[str, str]]:
@@ -99,20 +99,6 @@ def test_bf16_autocast_trains_on_the_cpu(compose_config, tiny_mnist):
     assert torch.isfinite(torch.tensor(train(cfg)["test/loss"]))
 
 
-class HookNames(L.Callback):
-    """Notes the module's `_current_fx_name` in its hooks and logs from them (Lightning checks that name)."""
-
-    seen: list[tuple[str, str]] = []
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        HookNames.seen.append(("train", pl_module._current_fx_name))
-        pl_module.log("probe/train", 2.0, on_step=False, on_epoch=True)
-
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        HookNames.seen.append(("val", pl_module._current_fx_name))
-        pl_module.log("probe/val", 1.0)
-
-
 def test_the_current_hook_name_is_stored_and_other_attributes_still_register(compose_config, tiny_mnist, monkeypatch):
     # SupervisedModule.__setattr__ stores `_current_fx_name` without nn.Module's registries: Lightning reads it back
     module = SupervisedModule(MLP(784, 10, hidden=[8]), ClassificationTask(10), partial(torch.optim.SGD, lr=0.1))
@@ -136,7 +122,7 @@ def test_the_current_hook_name_is_stored_and_other_attributes_still_register(com
         "trainer.max_epochs=1",
         "model.hidden=[8]",
         "logger=csv",
-        "+callbacks.hook_names={_target_:tests.models.test_module_logging.HookNames}",
+        "+callbacks.hook_names={_target_:tests.helpers.callbacks.HookNames}",
     )
     metrics = train(cfg)
     assert set(HookNames.seen) == {("train", "on_train_batch_end"), ("val", "on_validation_batch_end")}

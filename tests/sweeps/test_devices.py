@@ -7,47 +7,18 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
-import time
-from pathlib import Path
 
-import lightning as L
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 
 from mlplab.config.location import CONFIG_DIR
 from mlplab.config.resolvers import register_resolvers
 from mlplab.run.record import read_run_record
 from mlplab.sweeps.devices import device_groups, devices_per_job, slot_devices
 from tests.conftest import tiny_overrides
-from tests.test_scaling import job_folders, run_train
-
-SEEN = "devices_seen.json"
-
-
-class RecordDevices(L.Callback):
-    """Writes the devices the job's process may use and when it trained into `<job>/devices_seen.json`; SIGKILLs the
-    process of job `kill` at its first batch (after writing), as the out-of-memory killer would."""
-
-    def __init__(self, kill: int = -1) -> None:
-        self.kill, self.start = kill, 0.0
-
-    def on_fit_start(self, trainer, pl_module) -> None:
-        self.start = time.time()
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if HydraConfig.get().job.num == self.kill:
-            self._write(end=time.time())
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    def on_fit_end(self, trainer, pl_module) -> None:
-        self._write(end=time.time())
-
-    def _write(self, end: float) -> None:
-        seen = {"visible": os.environ.get("CUDA_VISIBLE_DEVICES"), "pid": os.getpid(), "start": self.start, "end": end}
-        (Path(HydraConfig.get().runtime.output_dir) / SEEN).write_text(json.dumps(seen))
+from tests.helpers.callbacks import DEVICES_SEEN
+from tests.helpers.runs import job_folders, run_train_process
 
 
 def test_devices_are_grouped_per_job_and_a_job_that_needs_more_than_there_are_is_refused():
@@ -103,7 +74,7 @@ def test_jobs_spread_over_declared_devices_one_job_per_device_at_a_time_and_a_ki
 ):
     sweep = tmp_path / "sweep"
     quick = [o for o in tiny_overrides(*tiny_mnist) if not o.startswith("callbacks.")]
-    result = run_train(
+    result = run_train_process(
         "-m",
         "hydra/launcher=parallel",
         "hydra.launcher.devices=[0,1,2]",
@@ -114,12 +85,12 @@ def test_jobs_spread_over_declared_devices_one_job_per_device_at_a_time_and_a_ki
         "trainer.max_epochs=1",
         "trainer.limit_train_batches=2",
         "seed=1,2,3,4,5,6",
-        "+callbacks.devices={_target_:tests.sweeps.test_devices.RecordDevices,kill:1}",
+        "+callbacks.devices={_target_:tests.helpers.callbacks.RecordDevices,kill:1}",
         f"hydra.sweep.dir={sweep}",
     )
     folders = job_folders(sweep)
     records = [read_run_record(folder) for folder in folders]
-    seen = [json.loads((folder / SEEN).read_text()) for folder in folders]
+    seen = [json.loads((folder / DEVICES_SEEN).read_text()) for folder in folders]
     assert [r["status"] for r in records] == ["completed", "failed", *["completed"] * 4]
     # every job saw exactly one of the declared devices, and its record says which
     assert {s["visible"] for s in seen} == {"0", "1", "2"}
@@ -140,7 +111,7 @@ def test_jobs_spread_over_declared_devices_one_job_per_device_at_a_time_and_a_ki
 def test_a_job_that_needs_two_devices_gets_a_pair_of_its_own(tiny_mnist, tmp_path):
     sweep = tmp_path / "sweep"
     quick = [o for o in tiny_overrides(*tiny_mnist) if not o.startswith("callbacks.")]
-    run_train(
+    run_train_process(
         "-m",
         "hydra/launcher=parallel",
         "hydra.launcher.devices=[0,1,2,3,4]",
@@ -152,17 +123,17 @@ def test_a_job_that_needs_two_devices_gets_a_pair_of_its_own(tiny_mnist, tmp_pat
         "trainer.max_epochs=1",
         "trainer.limit_train_batches=1",
         "seed=1,2,3",
-        "+callbacks.devices={_target_:tests.sweeps.test_devices.RecordDevices}",
+        "+callbacks.devices={_target_:tests.helpers.callbacks.RecordDevices}",
         f"hydra.sweep.dir={sweep}",
     )
-    seen = [json.loads((folder / SEEN).read_text())["visible"] for folder in job_folders(sweep)]
+    seen = [json.loads((folder / DEVICES_SEEN).read_text())["visible"] for folder in job_folders(sweep)]
     assert set(seen) <= {"0,1", "2,3"} and len(set(seen)) == 2  # device 4 alone fits no job
 
 
 def test_a_stacked_sweep_trains_one_stack_per_device_side_by_side(tiny_mnist, tmp_path):
     sweep = tmp_path / "sweep"
     quick = [o for o in tiny_overrides(*tiny_mnist) if not o.startswith("callbacks.")]
-    result = run_train(
+    result = run_train_process(
         "-m",
         "hydra/launcher=stacked",
         "hydra.launcher.devices=[0,1]",
@@ -174,7 +145,7 @@ def test_a_stacked_sweep_trains_one_stack_per_device_side_by_side(tiny_mnist, tm
         "trainer.max_epochs=1",
         "optimizer=adam,sgd",  # two stacks: jobs stack only when they differ in lr and seed alone
         "lr=1e-3,3e-3",
-        "+callbacks.devices={_target_:tests.sweeps.test_devices.RecordDevices}",
+        "+callbacks.devices={_target_:tests.helpers.callbacks.RecordDevices}",
         f"hydra.sweep.dir={sweep}",
     )
     records = [read_run_record(folder) for folder in job_folders(sweep)]

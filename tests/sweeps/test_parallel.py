@@ -1,37 +1,24 @@
-"""`hydra/launcher=parallel`: a job whose process is killed is recorded failed, the other jobs finish, the report
-is written. A real `python train.py -m` on tiny files, with one job killing its own worker with SIGKILL."""
+"""`hydra/launcher=parallel`: jobs run at once in worker processes of their own that share one data cache; a job
+whose process is killed is recorded failed, the other jobs finish, the report is written. Real `python train.py -m`
+runs on tiny files (one job killing its own worker with SIGKILL)."""
 
 from __future__ import annotations
 
 import csv
-import os
-import signal
 
-import lightning as L
-from hydra.core.hydra_config import HydraConfig
+import pytest
 
+from mlplab.data.sources import md5sum
 from mlplab.run.record import read_run_record
 from tests.conftest import tiny_overrides
-from tests.test_scaling import job_folders, run_train
-
-
-class KillJob(L.Callback):
-    """SIGKILLs the process of sweep job `job` at its second training batch: no handler, no clean-up, like the
-    out-of-memory killer."""
-
-    def __init__(self, job: int) -> None:
-        self.job = job
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if HydraConfig.get().job.num == self.job and batch_idx == 1:
-            os.kill(os.getpid(), signal.SIGKILL)
+from tests.helpers.runs import job_folders, run_train_process, short
 
 
 def test_a_killed_parallel_job_is_recorded_failed_and_the_others_finish_with_a_report(tiny_mnist, tmp_path):
     sweep = tmp_path / "sweep"
-    kill = "+callbacks.kill={_target_:tests.sweeps.test_parallel.KillJob,job:0}"
+    kill = "+callbacks.kill={_target_:tests.helpers.callbacks.KillJob,job:0}"
     quick = [o for o in tiny_overrides(*tiny_mnist) if not o.startswith("callbacks.")]
-    result = run_train(
+    result = run_train_process(
         "-m",
         "hydra/launcher=parallel",
         "torch_threads=1",
@@ -53,3 +40,28 @@ def test_a_killed_parallel_job_is_recorded_failed_and_the_others_finish_with_a_r
     assert [(row["job"], row["status"]) for row in rows] == [("0", "failed"), ("1", "completed"), ("2", "completed")]
     assert "3 jobs: 2 completed, 1 failed" in (sweep / "summary.md").read_text()
     assert "Job #0 lost" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_a_joblib_sweep_runs_jobs_in_parallel_processes_that_share_one_data_cache(tiny_mnist, tmp_path):
+    data_dir, files = tiny_mnist
+    cache = tmp_path / "cache"  # empty: both jobs start by fetching the same files into it
+    mirror = f"data.sources=[{{_target_:mlplab.data.sources.Mirror,root:{data_dir},folder:MNIST/raw}}]"
+    sweep = tmp_path / "sweep"
+    result = run_train_process(
+        "-m",
+        "hydra/launcher=parallel",
+        "torch_threads=1",
+        *short(cache, files),
+        mirror,
+        "lr=1e-3,1e-2",
+        f"hydra.sweep.dir={sweep}",
+    )
+    records = [read_run_record(job) for job in job_folders(sweep)]
+    assert [r["status"] for r in records] == ["completed", "completed"]
+    assert len({r["pid"] for r in records}) == 2  # two worker processes (in-process jobs would share one pid)
+    assert all(r["torch_threads"] == 1 for r in records)
+    assert "2 at a time, each slot in a process of its own" in result.stdout + result.stderr
+    raw = cache / "MNIST" / "raw"
+    assert {name: md5sum(raw / name) for name in files} == files
+    assert not list(raw.glob(".fetch-*"))  # no scratch folder left by either job

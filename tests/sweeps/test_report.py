@@ -12,48 +12,26 @@ import subprocess
 import sys
 from pathlib import Path
 
-import lightning as L
 import pytest
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from mlplab.config.location import PROJECT_ROOT
 from mlplab.run.record import RECORD_NAME, RunRecorder, read_run_record
 from mlplab.sweeps.report.jobs import best_job, read_jobs, swept_keys
 from mlplab.sweeps.report.wandb import log_to_wandb
 from mlplab.sweeps.report.write import write_report
-from mlplab.train import main
-from mlplab.utils.errors import ConfigError, DivergedError
+from mlplab.utils.errors import ConfigError
 from mlplab.utils.files import write_json
 from tests.conftest import tiny_overrides
+from tests.helpers.runs import run_main_in_process, run_train_process
 from tests.helpers.wandb_offline import OfflineRun, offline_runs
-
-
-class FailingJob(L.Callback):
-    """Makes the sweep job number `job` (or the run whose lr is `lr`) raise on its second training step."""
-
-    def __init__(self, job: int | None = None, lr: float | None = None, diverge: bool = True) -> None:
-        self.job, self.lr, self.diverge = job, lr, diverge
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        chosen = (self.job is not None and HydraConfig.get().job.num == self.job) or pl_module.hparams["lr"] == self.lr
-        if chosen and batch_idx == 1:
-            raise DivergedError("train/loss is nan at step 1") if self.diverge else RuntimeError("boom")
-
-
-def run_main(monkeypatch, *args: str) -> None:
-    monkeypatch.setattr(sys, "argv", ["train.py", *args])
-    main()
 
 
 def test_a_2x2_sweep_with_a_failing_job_reports_every_job_and_the_others_finish(
     tiny_mnist, tmp_path, monkeypatch, capsys
 ):
     sweep_dir = tmp_path / "sweep"
-    failing = (
-        "+callbacks.fail={_target_:tests.sweeps.test_report.FailingJob,job:2}"  # (sgd, 1e-3); job 3 comes after it
-    )
-    run_main(
+    failing = "+callbacks.fail={_target_:tests.helpers.callbacks.FailingJob,job:2}"  # (sgd, 1e-3); job 3 comes after it
+    run_main_in_process(
         monkeypatch,
         "-m",
         "optimizer=adam,sgd",
@@ -91,7 +69,7 @@ def test_a_2x2_sweep_with_a_failing_job_reports_every_job_and_the_others_finish(
 
 def test_a_bad_value_fails_its_job_only_and_a_single_run_reraises(tiny_mnist, tmp_path, monkeypatch):
     sweep_dir = tmp_path / "sweep"
-    run_main(
+    run_main_in_process(
         monkeypatch,
         "-m",
         "lr=-1,1e-2",
@@ -106,13 +84,13 @@ def test_a_bad_value_fails_its_job_only_and_a_single_run_reraises(tiny_mnist, tm
     run_dir = tmp_path / "single"
     monkeypatch.setenv("HYDRA_FULL_ERROR", "1")  # Hydra re-raises instead of printing and exiting
     with pytest.raises(ConfigError):
-        run_main(monkeypatch, "lr=-1", f"hydra.run.dir={run_dir}", *tiny_overrides(*tiny_mnist))
+        run_main_in_process(monkeypatch, "lr=-1", f"hydra.run.dir={run_dir}", *tiny_overrides(*tiny_mnist))
     assert read_run_record(run_dir)["status"] == "failed"
 
 
 def test_a_single_run_records_its_metrics_epochs_and_overrides(tiny_mnist, tmp_path, monkeypatch):
     run_dir = tmp_path / "single"
-    run_main(monkeypatch, f"hydra.run.dir={run_dir}", *tiny_overrides(*tiny_mnist), "lr=2e-3")
+    run_main_in_process(monkeypatch, f"hydra.run.dir={run_dir}", *tiny_overrides(*tiny_mnist), "lr=2e-3")
     record = read_run_record(run_dir)
     assert record["status"] == "completed" and record["epochs"] == 2 and record["error"] is None
     assert "lr=2e-3" in record["overrides"]
@@ -125,7 +103,7 @@ def test_a_single_run_records_its_metrics_epochs_and_overrides(tiny_mnist, tmp_p
 def test_a_nan_loss_without_the_divergence_check_is_recorded_diverged(tiny_mnist, tmp_path, monkeypatch):
     # no DivergedError: the check is switched off, so the run goes to its end with NaN weights
     run_dir = tmp_path / "single"
-    run_main(
+    run_main_in_process(
         monkeypatch,
         f"hydra.run.dir={run_dir}",
         *tiny_overrides(*tiny_mnist),
@@ -317,43 +295,22 @@ def test_repeats_over_seeds_and_folds_are_aggregated_per_configuration(tmp_path)
     assert write_report(tmp_path, repeat_keys=("data.fold",))["by_config"] is None
 
 
-class SignalJob(L.Callback):
-    """Sends `signum` to this process at the third training batch of sweep job `job`."""
-
-    def __init__(self, job: int, signum: int) -> None:
-        self.job, self.signum = job, signum
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if HydraConfig.get().job.num == self.job and batch_idx == 2:
-            os.kill(os.getpid(), self.signum)
-
-
 def test_a_sweep_stopped_by_sigterm_reports_what_ran_and_lists_the_jobs_not_started(tiny_mnist, tmp_path):
     sweep = tmp_path / "sweep"
-    stop = f"+callbacks.stop={{_target_:tests.sweeps.test_report.SignalJob,job:1,signum:{int(signal.SIGTERM)}}}"
+    stop = f"+callbacks.stop={{_target_:tests.helpers.callbacks.SignalJob,job:1,signum:{int(signal.SIGTERM)}}}"
     quick = [o for o in tiny_overrides(*tiny_mnist) if not o.startswith("callbacks.")]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), str(PROJECT_ROOT / "src")])}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "train.py",
-            "-m",
-            "lr=1e-3,2e-3,3e-3",
-            *quick,
-            "callbacks=none",
-            "logger=csv",
-            "trainer.max_epochs=1",
-            stop,
-            f"hydra.sweep.dir={sweep}",
-        ],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
+    run_train_process(
+        "-m",
+        "lr=1e-3,2e-3,3e-3",
+        *quick,
+        "callbacks=none",
+        "logger=csv",
+        "trainer.max_epochs=1",
+        stop,
+        f"hydra.sweep.dir={sweep}",
+        expect_code=143,
         timeout=300,
-        check=False,
     )
-    assert result.returncode == 143, result.stderr[-3000:]
     with (sweep / "summary.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert [(r["job"], r["lr"], r["status"]) for r in rows] == [

@@ -4,7 +4,6 @@ first-epoch losses and the same test metrics, with Adam and SGD and a step sched
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pytest
@@ -12,14 +11,14 @@ import torch
 
 from mlplab.run.record import read_run_record
 from tests.conftest import tiny_overrides
-from tests.test_scaling import job_folders, run_train
+from tests.helpers.runs import job_folders, logged_values, run_train_process
 
 JOBS = ["optimizer=adam,sgd", "lr=3e-4,1e-3", "seed=1,2"]
 
 
 def sweep(tiny_mnist, folder: Path, *extra: str) -> list[Path]:
     quick = [o for o in tiny_overrides(*tiny_mnist) if not o.startswith("callbacks.")]
-    run_train(
+    run_train_process(
         "-m",
         *quick,
         "callbacks=lean",
@@ -35,14 +34,6 @@ def sweep(tiny_mnist, folder: Path, *extra: str) -> list[Path]:
     return job_folders(folder)
 
 
-def rows(job: Path) -> list[dict[str, str]]:
-    return list(csv.DictReader((job / "csv" / "metrics.csv").open()))
-
-
-def values(job: Path, key: str) -> list[float]:
-    return [float(row[key]) for row in rows(job) if row.get(key)]
-
-
 @pytest.mark.slow
 def test_a_stack_gives_each_member_its_single_runs_weights_losses_and_test_metrics(tiny_mnist, tmp_path):
     single = sweep(tiny_mnist, tmp_path / "basic")
@@ -53,14 +44,18 @@ def test_a_stack_gives_each_member_its_single_runs_weights_losses_and_test_metri
         a, b = read_run_record(one), read_run_record(many)
         assert a["overrides"] == b["overrides"] and b["status"] == "completed"
         # the first step's loss is computed with the initial weights: equal initial weights, equal data order
-        first_a, first_b = values(one, "train/loss")[0], values(many, "train/loss")[0]
+        first_a, first_b = logged_values(one, "train/loss")[0], logged_values(many, "train/loss")[0]
         assert first_b == pytest.approx(first_a, rel=1e-5), f"job {one.name}: initial weights or first batch differ"
         # every logged step of the first epoch, and its epoch losses: each member's own lr, schedule and order
-        steps = len(values(one, "train/loss")) // 2
-        assert values(many, "train/loss")[:steps] == pytest.approx(values(one, "train/loss")[:steps], rel=1e-4)
+        steps = len(logged_values(one, "train/loss")) // 2
+        assert logged_values(many, "train/loss")[:steps] == pytest.approx(
+            logged_values(one, "train/loss")[:steps], rel=1e-4
+        )
         for key in ("train/loss_epoch", "val/loss"):
-            assert values(many, key)[0] == pytest.approx(values(one, key)[0], rel=1e-4), (one.name, key)
-        assert values(many, "lr") == pytest.approx(values(one, "lr"), rel=1e-6)  # the step schedule, per member
+            assert logged_values(many, key)[0] == pytest.approx(logged_values(one, key)[0], rel=1e-4), (one.name, key)
+        assert logged_values(many, "lr") == pytest.approx(
+            logged_values(one, "lr"), rel=1e-6
+        )  # the step schedule, per member
         for key in ("test/loss", "test/acc", "val/loss"):
             assert b["metrics"][key] == pytest.approx(a["metrics"][key], rel=1e-3, abs=1e-5), (one.name, key)
         assert b["objective"] == pytest.approx(a["objective"], abs=1e-6)

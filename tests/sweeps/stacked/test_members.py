@@ -4,29 +4,26 @@ unaffected; eval.py reproduces a member's test metrics from its folder; its W&B 
 from __future__ import annotations
 
 import csv
-import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 import torch
 
-from mlplab.config.location import PROJECT_ROOT
 from mlplab.eval import evaluate
 from mlplab.run.record import read_run_record
 from tests.conftest import tiny_overrides
+from tests.helpers.runs import job_folders, run_train_process, start_train_process
+from tests.helpers.statlib import housing_overrides, make_statlib_file
 from tests.helpers.wandb_offline import OfflineRun, offline_runs
-from tests.statlib import housing_overrides, make_statlib_file
-from tests.test_scaling import job_folders, run_train
 
 DIVERGING_LR = 1e4  # SGD at this lr overflows within a few steps
 
 
 def stacked_sweep(tiny_mnist, folder, lrs, *extra, launcher="stacked"):
     quick = [o for o in tiny_overrides(*tiny_mnist) if not o.startswith("callbacks.")]
-    result = run_train(
+    result = run_train_process(
         "-m",
         *quick,
         "callbacks.model_summary=null",
@@ -138,14 +135,7 @@ def test_a_stack_stopped_by_sigterm_saves_every_members_last_ckpt_and_a_rerun_re
         "hydra/launcher=stacked",
         f"hydra.sweep.dir={sweep}",
     ]
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "src")}
-    process = subprocess.Popen(
-        [sys.executable, "train.py", *command],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    process = start_train_process(*command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while not (sweep / "1" / "checkpoints" / "last.ckpt").exists() and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -158,7 +148,7 @@ def test_a_stack_stopped_by_sigterm_saves_every_members_last_ckpt_and_a_rerun_re
         saved = torch.load(job / "checkpoints" / "last.ckpt", weights_only=False)
         assert 0 < saved["global_step"] < 20 * 16 and saved["optimizer_states"] and "loops" in saved
 
-    run_train(*command)  # the same command again: each member resumes from its last.ckpt as a single run
+    run_train_process(*command)  # the same command again: each member resumes from its last.ckpt as a single run
     records = [read_run_record(job) for job in job_folders(sweep)]
     assert [(r["status"], r["epochs"]) for r in records] == [("completed", 20)] * 2
     for job in job_folders(sweep):
@@ -171,7 +161,7 @@ def test_every_member_of_a_housing_stack_keeps_the_feature_statistics_in_its_che
     # checkpoint, or testing a member's best checkpoint (and eval.py, predict.py) has no statistics to restore
     file_md5 = make_statlib_file(tmp_path / "mirror", n=300)
     folder = tmp_path / "sweep"
-    run_train(
+    run_train_process(
         "-m",
         *housing_overrides(tmp_path / "data", tmp_path / "mirror", file_md5),
         f"data.feature_transform={transform}",

@@ -8,14 +8,14 @@ import yaml
 
 from mlplab.run.record import read_run_record
 from tests.conftest import tiny_overrides
-from tests.test_scaling import job_folders, run_train
+from tests.helpers.runs import job_folders, run_train_process
 
 
 @pytest.mark.slow
 def test_an_optuna_search_stacks_each_batch_of_trials_and_gets_each_trials_objective(tiny_mnist, tmp_path):
     sweep = tmp_path / "search"
     quick = [o for o in tiny_overrides(*tiny_mnist) if not o.startswith("callbacks.")]
-    result = run_train(
+    result = run_train_process(
         "-m",
         "hparams_search=mnist_optuna_lr",
         "hydra/launcher=stacked",

@@ -10,8 +10,9 @@ import torch
 
 from mlplab.sweeps.stacked.resumable import loops_state
 from mlplab.train import train
-from tests.checkpoints.test_resume import STEPS_PER_EPOCH, _interrupt
 from tests.conftest import tiny_overrides
+from tests.helpers.callbacks import interrupt
+from tests.helpers.runs import STEPS_PER_EPOCH
 
 VAL_BATCHES = 2  # 100 validation images in batches of 64
 
@@ -26,7 +27,7 @@ def test_loop_counters_equal_a_single_runs_at_an_epochs_end_and_after_a_batch(
         "logger=csv",
         "baselines=false",
         f"scheduler={scheduler}",
-        _interrupt(1, 5, signal.SIGTERM),
+        interrupt(1, 5, signal.SIGTERM),
     )
     with pytest.raises(SystemExit):
         train(cfg)

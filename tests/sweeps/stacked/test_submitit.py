@@ -12,14 +12,14 @@ from mlplab.config.location import CONFIG_DIR
 from mlplab.config.resolvers import register_resolvers
 from mlplab.run.record import read_run_record
 from tests.conftest import tiny_overrides
-from tests.test_scaling import job_folders, run_train
+from tests.helpers.runs import job_folders, run_train_process
 
 STACK_LINE = "stack of 4 jobs (#0, #1, #2, #3) differing in lr, seed"
 
 
 def grid_sweep(tiny_mnist, folder, launcher):
     quick = [o for o in tiny_overrides(*tiny_mnist) if not o.startswith("callbacks.")]
-    result = run_train(
+    result = run_train_process(
         "-m",
         *quick,
         "callbacks=lean",
