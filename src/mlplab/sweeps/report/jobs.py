@@ -16,7 +16,7 @@ from mlplab.run.record import RECORD_NAME, read_run_record
 log = logging.getLogger(__name__)
 
 NOT_STARTED = "not started"
-STATUSES = ("completed", "diverged", "interrupted", "failed", NOT_STARTED)  # the order counts are shown in
+STATUSES = ("completed", "pruned", "diverged", "interrupted", "failed", NOT_STARTED)  # the order counts are shown in
 
 
 def override_key_value(override: str) -> tuple[str, str]:
@@ -90,7 +90,8 @@ def swept_keys(jobs: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def best_job(jobs: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
-    """The completed job with the best value of the monitored validation metric."""
+    """The completed job with the best value of the monitored validation metric (a pruned job is never the best: it
+    stopped before it could be)."""
     scored = [job for job in jobs if job["status"] == "completed" and finite(job.get("monitor", {}).get("best"))]
     if not scored:
         return None

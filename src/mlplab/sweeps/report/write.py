@@ -22,6 +22,7 @@ from typing import Any
 
 from mlplab.run.record import RECORD_NAME
 from mlplab.sweeps.report.jobs import STATUSES, best_job, read_jobs, swept_keys
+from mlplab.sweeps.report.optuna import optuna_section
 from mlplab.sweeps.report.plot import plot_jobs
 from mlplab.sweeps.report.tables import REPEAT_KEYS, aggregate, csv_text, markdown, markdown_by_config, summary_table
 from mlplab.utils.files import write_text
@@ -81,6 +82,10 @@ def write_report(
         text += f"\n## By configuration (mean ± std (n) over {repeated})\n\n{by_config_table}\n"
         printed += f"\nBy configuration (mean ± std (n) over {repeated}):\n{by_config_table}"
     text += f"\n![jobs compared]({PLOT_NAME})\n" if plotted else ""
+    search = optuna_section(sweep_dir, _objective_names(jobs))
+    if search:
+        text += f"\n{search}"
+        printed += f"\n{search}"
     write_text(sweep_dir / MD_NAME, text)
     log.info("Sweep report (%s):\n%s", sweep_dir / MD_NAME, printed)
     return {
@@ -90,3 +95,8 @@ def write_report(
         "best": best,
         "plot": sweep_dir / PLOT_NAME if plotted else None,
     }
+
+
+def _objective_names(jobs: Sequence[dict[str, Any]]) -> list[str] | None:
+    names = next((job.get("optimized_metric") for job in jobs if job.get("optimized_metric")), None)
+    return names if isinstance(names, list) else [names] if names else None
