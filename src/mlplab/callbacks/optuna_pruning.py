@@ -14,7 +14,7 @@ import math
 from typing import Any
 
 import lightning as L
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mlplab.utils.hydra_runtime import hydra_config
 
@@ -74,12 +74,18 @@ class OptunaPruning(L.Callback):
                 )
 
 
+def _objectives(sweeper: DictConfig) -> int:
+    given = sweeper.get("directions") or sweeper.get("direction")
+    return len(given) if isinstance(given, ListConfig) else 1
+
+
 def trial_callbacks(cfg: DictConfig) -> list[L.Callback]:
-    """[OptunaPruning] for a job of mlplab's Optuna sweeper (its Hydra config names its trial); [] otherwise."""
+    """[OptunaPruning] for a job of mlplab's Optuna sweeper (its Hydra config names its trial) in a study with one
+    objective, pruner or not (the intermediate values are the search's learning curves); [] otherwise."""
     hydra = hydra_config()
     sweeper = hydra.get("sweeper") if hydra is not None else None
-    if sweeper is None or sweeper.get("trial_id") is None:
-        return []
+    if sweeper is None or sweeper.get("trial_id") is None or _objectives(sweeper) > 1:
+        return []  # not a trial, or one of a study with several objectives (Optuna takes no intermediate values there)
     pruner = sweeper.get("pruner")
     return [
         OptunaPruning(

@@ -29,7 +29,7 @@ def directions_of(direction: Any, directions: Any = None) -> list[str]:
             str(getattr(d, "name", d)).lower()
             for d in (direction if isinstance(direction, (list, ListConfig)) else [direction])
         ]
-        if single != names and single != ["minimize"]:  # minimize: the schema's default, not a choice
+        if single not in (names, names[:1], ["minimize"]):  # minimize: the schema's default, not a choice
             raise ConfigError(f"hydra.sweeper.direction={direction} and directions={directions} disagree: set one")
     return names
 

@@ -35,7 +35,7 @@ def optuna_section(sweep_dir: Path, objective_names: list[str] | None = None) ->
     counts = ", ".join(f"{n} {state}" for state, n in (results.get("trials") or {}).items())
     lines = [f"## Optuna study {results.get('study_name', '')}", "", f"Trials: {counts}", ""]
     best = results.get("best_trials") or ([results["best_trial"]] if results.get("best_trial") else [])
-    title = f"Pareto front ({len(best)} trials)" if len(directions) > 1 else "Best trial"
+    title = f"Pareto front ({len(best)} trial{'s' if len(best) != 1 else ''})" if len(directions) > 1 else "Best trial"
     lines += [f"{title}:", "", "| trial | job | values | params |", "|---|---|---|---|"]
     lines += [_trial_line(trial, [str(n) for n in names]) for trial in best]
     pictures = sorted(p.name for p in Path(sweep_dir).glob("optuna_*.png"))
