@@ -85,3 +85,21 @@ def test_directions_take_hydra_optuna_sweepers_forms() -> None:
     assert directions_of("minimize", ["minimize", "maximize"]) == ["minimize", "maximize"]
     with pytest.raises(ConfigError, match="minimize or maximize"):
         directions_of("max")
+
+
+def test_the_shipped_architecture_search_chooses_whole_layer_lists_that_compose() -> None:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from mlplab.config.location import CONFIG_DIR
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", ["hparams_search=mnist_optuna_arch"], return_hydra_config=True)
+        space = search_space(params_overrides(cfg.hydra.sweeper.params))
+        hidden = space.distributions["model.hidden"]
+        assert isinstance(hidden, CategoricalDistribution) and "[512,256,128]" in hidden.choices
+        chosen = compose("train", ["hparams_search=mnist_optuna_arch", "model.hidden=[512,256,128]"])
+    GlobalHydra.instance().clear()
+    assert list(chosen.model.hidden) == [512, 256, 128]
+    assert cfg.hydra.sweeper.pruner._target_ == "optuna.pruners.MedianPruner"
