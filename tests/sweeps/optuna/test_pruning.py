@@ -61,6 +61,8 @@ def test_hopeless_trials_are_pruned_at_their_first_epoch_and_keep_their_checkpoi
     assert "2 pruned" in summary and ("Best job: #0" in summary or "Best job: #2" in summary)
     assert OmegaConf.load(sweep / "optimization_results.yaml").best_trial.params.lr != 10.0
     assert (sweep / CSV_NAME).read_text().count(",pruned,") == 2
+    for view in ("history", "importances", "parallel_coordinates", "intermediate_values"):  # Optuna's views, drawn
+        assert (sweep / f"optuna_{view}.png").stat().st_size > 10_000 and f"optuna_{view}.png" in summary
 
 
 def test_a_rerun_keeps_pruned_jobs_unless_asked_to_run_them_again(tmp_path):

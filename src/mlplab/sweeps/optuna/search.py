@@ -17,6 +17,7 @@ import optuna
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
+from mlplab.sweeps.optuna.pictures import draw_pictures
 from mlplab.sweeps.optuna.results import write_results
 from mlplab.sweeps.optuna.settings import check_pruning, directions_of, make_pruner, make_sampler
 from mlplab.sweeps.optuna.space import SearchSpace, grid_of, params_overrides, search_space
@@ -175,6 +176,7 @@ class OptunaSearch:
                     _ = ret.return_value  # raises the first job's own exception, as Hydra's sweepers do
             returns.append(batch)
         write_results(study, self.sweep_dir, self.directions)
+        draw_pictures(study, self.sweep_dir)
         return returns
 
     def _job_link(self, trial: optuna.trial.Trial) -> list[str]:
