@@ -9,7 +9,6 @@ compares them with real single-run checkpoints.)
 from __future__ import annotations
 
 import importlib
-import inspect
 
 import lightning as L
 import pytest
@@ -34,13 +33,15 @@ PRIVATE_IMPORTS = [
     ("hydra._internal.core_plugins.basic_sweeper", "BasicSweeper", "the resumable basic sweeper"),
     ("hydra.core.utils", "_save_config", "mlplab.sweeps.stacked.members"),
     ("hydra_plugins.hydra_joblib_launcher._core", "execute_job", "mlplab.sweeps.isolated (hydra/launcher=parallel)"),
-    ("hydra_plugins.hydra_optuna_sweeper._impl", "OptunaSweeperImpl", "mlplab.sweeps.optuna"),
+    ("hydra.core.override_parser.types", "Override._get_value_element_as_str", "mlplab.sweeps.optuna.space"),
 ]
 
 
 @pytest.mark.parametrize(("module", "name", "user"), PRIVATE_IMPORTS, ids=[f"{m}.{n}" for m, n, _ in PRIVATE_IMPORTS])
 def test_private_names_mlplab_imports_still_exist(module: str, name: str, user: str) -> None:
-    found = getattr(importlib.import_module(module), name, None)
+    found = importlib.import_module(module)
+    for part in name.split("."):
+        found = getattr(found, part, None)
     assert found is not None, f"{module}.{name} is gone: {user} uses it; find its new name and change it there"
 
 
@@ -93,15 +94,19 @@ def test_the_basic_sweeper_still_has_the_methods_the_resumable_sweeper_calls() -
         )
 
 
-def test_the_optuna_sweeper_impl_still_keeps_the_settings_the_resumable_sweeper_reads() -> None:
-    from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
+def test_an_optuna_trial_is_still_rebuilt_in_another_process_from_its_id() -> None:
+    """mlplab's Optuna sweeper passes each job `trial._trial_id`; the job's pruning callback rebuilds the trial with
+    `optuna.trial.Trial(study, trial_id)` (mlplab.sweeps.optuna.search, mlplab.callbacks.optuna_pruning)."""
+    import optuna
 
-    parameters = inspect.signature(OptunaSweeperImpl.__init__).parameters
-    for name in ("storage", "study_name", "n_trials"):
-        assert name in parameters, f"OptunaSweeperImpl no longer takes {name}: change mlplab.sweeps.optuna"
-    assert "job_idx" in inspect.getsource(OptunaSweeperImpl.sweep), (
-        "OptunaSweeperImpl.sweep no longer numbers jobs from self.job_idx: change mlplab.sweeps.optuna"
+    study = optuna.create_study(pruner=optuna.pruners.NopPruner())
+    asked = study.ask()
+    assert isinstance(getattr(asked, "_trial_id", None), int), (
+        "optuna's Trial._trial_id is gone: change mlplab.sweeps.optuna.search"
     )
+    rebuilt = optuna.trial.Trial(study, asked._trial_id)
+    rebuilt.report(0.5, step=0)
+    assert rebuilt.number == asked.number and study.trials[0].intermediate_values == {0: 0.5}
 
 
 def test_loky_executors_still_keep_their_worker_processes_by_pid() -> None:

@@ -316,7 +316,7 @@ def test_a_misspelt_rerun_status_is_refused_before_anything_runs(tiny_mnist, tmp
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         f"ConfigError: sweep_rerun={given.split('=')[1].strip('[]')} is invalid: '{wrong}' is not a status a rerun "
-        "runs again; valid: failed, diverged (e.g. sweep_rerun=failed or sweep_rerun=[failed,diverged]; "
+        "runs again; valid: failed, diverged, pruned (e.g. sweep_rerun=failed or sweep_rerun=[failed,diverged]; "
         "interrupted and killed jobs always resume)"
     )
     assert not sweep.exists()

@@ -1,8 +1,8 @@
-"""Hydra's basic and Optuna sweepers, made resumable: a rerun into a sweep's folder finishes that sweep.
+"""Hydra's basic sweeper, made resumable: a rerun into a sweep's folder finishes that sweep.
 
-Thin plugins (Hydra finds plugins in the `hydra_plugins` namespace package only); the logic is in
-mlplab.sweeps.resume and mlplab.sweeps.optuna. Selected in conf/hydra/default.yaml (`mlplab_basic`) and
-conf/hparams_search/*.yaml (`mlplab_optuna`).
+A thin plugin (Hydra finds plugins in the `hydra_plugins` namespace package only); the logic is in
+mlplab.sweeps.resume. Selected in conf/hydra/default.yaml (`mlplab_basic`). mlplab's Optuna sweeper
+(`mlplab_optuna`, conf/hparams_search/*.yaml) is in optuna_sweeper.py.
 """
 
 from dataclasses import dataclass, field
@@ -10,8 +10,6 @@ from typing import Any
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper, BasicSweeperConf
 from hydra.core.config_store import ConfigStore
-from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
-from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 
 
 @dataclass
@@ -20,16 +18,8 @@ class ResumableBasicSweeperConf(BasicSweeperConf):
     rerun: list[str] = field(default_factory=list)  # statuses run again on a rerun: failed, diverged
 
 
-@dataclass
-class ResumableOptunaSweeperConf(OptunaSweeperConf):
-    _target_: str = "hydra_plugins.mlplab_sweepers.sweepers.ResumableOptunaSweeper"
-
-
 ConfigStore.instance().store(
     group="hydra/sweeper", name="mlplab_basic", node=ResumableBasicSweeperConf, provider="mlplab"
-)
-ConfigStore.instance().store(
-    group="hydra/sweeper", name="mlplab_optuna", node=ResumableOptunaSweeperConf, provider="mlplab"
 )
 
 
@@ -44,14 +34,3 @@ class ResumableBasicSweeper(BasicSweeper):
         from mlplab.sweeps.resume import resumable_basic_sweep
 
         return resumable_basic_sweep(self, arguments)
-
-
-class ResumableOptunaSweeper(OptunaSweeper):
-    """OptunaSweeper that continues a stored study toward n_trials in all and numbers jobs after the folder's."""
-
-    def __init__(
-        self, *args: Any, **kwargs: Any
-    ) -> None:  # OptunaSweeper's arguments; its __init__ only makes the impl
-        from mlplab.sweeps.optuna import ResumableOptunaSweeperImpl
-
-        self.sweeper = ResumableOptunaSweeperImpl(*args, **kwargs)

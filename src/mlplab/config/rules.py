@@ -135,7 +135,7 @@ RULES: dict[str, Rule] = {
     "task_name": typed(str),
     "seed": Rule("must be an integer in [0, 2**32 - 1]", lambda v: 0 <= v < 2**32, int),
     "lr": interval(0, None, low_open=True, type=float),
-    "optimized_metric": typed(str),
+    "optimized_metric": typed(str | list[str]),  # a list: a search with several objectives (hydra.sweeper.directions)
     "tags": typed(list[str]),  # the W&B run's tags, also in run_record.json and the sweep report
     "ckpt_path": typed(str | None),
     # predict.py (conf/predict.yaml)

@@ -14,6 +14,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
+from mlplab.callbacks.optuna_pruning import trial_callbacks
 from mlplab.checkpoints.find import run_folder_of
 from mlplab.checkpoints.io import load_checkpoint
 from mlplab.checkpoints.same_run import checkpoint_to_resume
@@ -79,7 +80,7 @@ def fit_and_test(cfg: DictConfig) -> dict[str, float]:
     loggers = build_loggers(cfg)
     if resume_from:  # metrics.csv keeps the history before the checkpoint
         continue_metrics(loggers, run_folder_of(resume_from), load_checkpoint(resume_from))
-    trainer = build_trainer(cfg, build_callbacks(cfg), loggers)
+    trainer = build_trainer(cfg, [*build_callbacks(cfg), *trial_callbacks(cfg)], loggers)  # an Optuna trial prunes
     track_phases(trainer, datamodule)
 
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)

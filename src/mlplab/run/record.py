@@ -4,10 +4,12 @@ Written into the run's folder when the run starts (status `running`, so a killed
 again when it ends, each time atomically, as standard JSON. Sweep reports (mlplab.sweeps.report) are built
 from these.
 
-status: `running`, `completed`, `diverged` (a NaN/inf loss), `interrupted` (stopped by a signal: `signal` and
-`phase` say which and when), `failed` (any other error, or a sweep job whose process died).
-objective: the optimised metric's value, or null when the run has none that is finite (it failed, diverged,
-was interrupted, or the metric was not logged). A sweeper got the worst value instead (`worst_value`).
+status: `running`, `completed`, `pruned` (an Optuna search's pruner stopped it early: `pruned_at_epoch` says when;
+its checkpoints stay and its best one was tested), `diverged` (a NaN/inf loss), `interrupted` (stopped by a signal:
+`signal` and `phase` say which and when), `failed` (any other error, or a sweep job whose process died).
+objective: the optimised metric's value (a list of them when `optimized_metric` is a list: a search with several
+objectives), or null when the run has none that is finite (it failed, diverged, was interrupted, or the metric was
+not logged). A sweeper got the worst value instead (`worst_value`).
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from typing import Any
 import torch
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from mlplab.callbacks.optuna_pruning import PRUNED_AT
 from mlplab.utils import stops
 from mlplab.utils.errors import DivergedError
 from mlplab.utils.files import write_json
@@ -70,19 +73,26 @@ def worst_value(mode: str) -> float:
     return -math.inf if mode == "max" else math.inf
 
 
-def objective_direction(cfg: DictConfig) -> str:
-    """'max' or 'min' for the optimised metric: the sweeper's direction if it has one, else the monitor's mode.
+def objective_directions(cfg: DictConfig) -> list[str]:
+    """'max' or 'min' for each optimised metric: the sweeper's direction(s) if it has them, else the monitor's mode.
 
     The sweeper's settings are read from `cfg.hydra` when `cfg` has them (a job's config composed by a launcher),
     else from Hydra's config of the running job.
     """
     hydra_cfg = cfg.hydra if "hydra" in cfg else HydraConfig.get() if HydraConfig.initialized() else None
     if hydra_cfg is not None:
-        direction = hydra_cfg.sweeper.get("direction")  # Optuna: maximize/minimize (a list: several objectives)
-        name = str(getattr(direction, "name", direction) or "").lower()
-        if name in ("maximize", "minimize"):
-            return name[:3]
-    return cfg.monitor.mode
+        # Optuna: direction maximize/minimize (or a list of them), or directions (several objectives)
+        given = hydra_cfg.sweeper.get("directions") or hydra_cfg.sweeper.get("direction")
+        items = list(given) if isinstance(given, (list, ListConfig)) else [given]
+        names = [str(getattr(item, "name", item) or "").lower() for item in items]
+        if names and all(name in ("maximize", "minimize") for name in names):
+            return [name[:3] for name in names]
+    return [cfg.monitor.mode]
+
+
+def objective_direction(cfg: DictConfig) -> str:
+    """'max' or 'min' for the (first) optimised metric (objective_directions)."""
+    return objective_directions(cfg)[0]
 
 
 def _is_finite(value: Any) -> bool:
@@ -94,8 +104,10 @@ class RunRecorder:
 
     def __init__(self, cfg: DictConfig) -> None:
         self.path = Path(cfg.paths.output_dir) / RECORD_NAME
-        self.mode = objective_direction(cfg)
-        self.optimized_metric = cfg.get("optimized_metric")
+        self.modes = objective_directions(cfg)
+        self.mode = self.modes[0]
+        optimized = cfg.get("optimized_metric")
+        self.optimized_metric = OmegaConf.to_container(optimized) if isinstance(optimized, ListConfig) else optimized
         self._start = time.perf_counter()
         hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
         self.record: dict[str, Any] = {
@@ -123,12 +135,14 @@ class RunRecorder:
         }
         self._write()
 
-    def completed(self, metrics: dict[str, float]) -> float | None:
+    def completed(self, metrics: dict[str, float]) -> float | list[float] | None:
         """Record a finished run; return its objective (the worst value if the run diverged or it is not finite)."""
         monitor = self.record["monitor"]
         best = metrics.get(monitor["metric"] + BEST_SUFFIX, metrics.get(monitor["metric"]))
         monitor["best"] = best if _is_finite(best) else None
         losses = [value for name, value in metrics.items() if name.split("/")[-1].startswith("loss")]
+        if isinstance(self.optimized_metric, list):  # several objectives: a list back, each finite or the worst
+            return self._completed_many(metrics, losses)
         objective = metrics.get(self.optimized_metric) if self.optimized_metric else None
         if self.optimized_metric and objective is None:
             log.warning(
@@ -137,14 +151,34 @@ class RunRecorder:
         diverged = not all(_is_finite(value) for value in losses)
         finite = objective is not None and not diverged and _is_finite(objective)
         self._finish(
-            "diverged" if diverged else "completed",
+            self._status(metrics, diverged),
             metrics=metrics,
             objective=objective if finite else None,
             error="a loss is NaN or infinite" if diverged else None,
         )
         return objective if finite or objective is None else worst_value(self.mode)
 
-    def failed(self, error: BaseException, notes: Sequence[str] = ()) -> float:
+    def _completed_many(self, metrics: dict[str, float], losses: list[float]) -> list[float]:
+        missing = [name for name in self.optimized_metric if name not in metrics]
+        if missing:
+            log.warning("optimized_metric %s not logged; logged: %s", missing, ", ".join(sorted(metrics)))
+        diverged = not all(_is_finite(value) for value in losses)
+        values = [metrics.get(name) for name in self.optimized_metric]
+        finite = not diverged and all(_is_finite(value) for value in values)
+        self._finish(
+            self._status(metrics, diverged),
+            metrics=metrics,
+            objective=values if finite else None,
+            error="a loss is NaN or infinite" if diverged else None,
+        )
+        modes = self.modes if len(self.modes) == len(values) else [self.mode] * len(values)
+        return [value if finite else worst_value(mode) for value, mode in zip(values, modes)]
+
+    @staticmethod
+    def _status(metrics: dict[str, float], diverged: bool) -> str:
+        return "diverged" if diverged else "pruned" if PRUNED_AT in metrics else "completed"
+
+    def failed(self, error: BaseException, notes: Sequence[str] = ()) -> float | list[float]:
         """Record a run that raised `error` (and `notes` on it); return the objective a sweeper should get for it.
 
         A `mlplab.utils.stops.Stopped` is recorded as `interrupted`, with its signal and phase.
@@ -157,6 +191,8 @@ class RunRecorder:
             message = f"{type(error).__name__}: {error}".strip()[:1500]
             self.record.update(phase=stops.phase())
         self._finish(status, error="; ".join([message, *notes]))
+        if isinstance(self.optimized_metric, list):
+            return [worst_value(mode) for mode in self.modes]
         return worst_value(self.mode)
 
     def _finish(
@@ -168,6 +204,9 @@ class RunRecorder:
     ) -> None:
         metrics = dict(metrics or {})
         epochs = metrics.pop("epochs", None)
+        pruned_at = metrics.pop(PRUNED_AT, None)
+        if pruned_at is not None:
+            self.record["pruned_at_epoch"] = int(pruned_at)
         self.record.update(
             status=status,
             # standard JSON: a NaN or infinite metric (a diverged run's loss) is null

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 
 import lightning as L
 
+from mlplab.callbacks.optuna_pruning import PRUNED_AT
+
 
 def best_checkpoint(trainer: L.Trainer) -> str | None:
     """The best checkpoint's path, or None when the run kept none (fast_dev_run, no checkpoint callback)."""
@@ -26,8 +28,12 @@ def format_metrics(metrics: Mapping[str, float], prefix: str = "") -> str:
 
 
 def fit_summary(trainer: L.Trainer) -> dict[str, float]:
-    """`epochs` trained and, when a checkpoint callback monitors a metric, its best value as `<metric>_best`."""
+    """`epochs` trained, when a checkpoint callback monitors a metric its best value as `<metric>_best`, and when a
+    search's pruner stopped the fit (mlplab.callbacks.optuna_pruning) the epoch as `pruned_at_epoch`."""
     summary = {"epochs": float(trainer.current_epoch)}
+    pruned = [c.pruned_at_epoch for c in trainer.callbacks if getattr(c, "pruned_at_epoch", None) is not None]
+    if pruned:
+        summary[PRUNED_AT] = float(pruned[0])
     callback = trainer.checkpoint_callback
     score = getattr(callback, "best_model_score", None)
     if score is not None and getattr(callback, "monitor", None):

@@ -7,7 +7,7 @@ which reads the overrides from `<sweep>/multirun.yaml`) plans every job before t
   its number; jobs new to the folder get the next free numbers, and no job folder is ever reused for
   other overrides;
 - `completed` jobs are not handed to the launcher (their folders stay as they are, and the report lists
-  them); `failed` and `diverged` ones only with `sweep_rerun=failed` (or `[failed,diverged]`;
+  them); `failed`, `diverged` and `pruned` ones only with `sweep_rerun=failed` (or `[failed,diverged]`;
   `hydra.sweeper.rerun=[...]` in full); interrupted or killed ones run again and resume from their own
   `checkpoints/last.ckpt`, in their own folder (`start_sweep_job`, in the job);
 - a rerun whose override keys differ from the folder's sweep, or which shares no job with it, is refused
@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 
 SWEEP_DIR_HINT = "hydra.sweep.dir=<folder> for this sweep, paths.output_root=<folder> for all"
 JOBS_FILE = "sweep_jobs.json"  # <sweep>/: every job's number and overrides
-RERUNNABLE = ("failed", "diverged")  # statuses run again only when asked (sweep_rerun=...)
+RERUNNABLE = ("failed", "diverged", "pruned")  # statuses run again only when asked (sweep_rerun=...)
 RESUMABLE = ("interrupted", "running")  # a record still `running` without a live holder: a killed job
 
 

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 NOT_STARTED = "not started"
 RUNNING_ELSEWHERE = "running elsewhere"  # another live process holds the job's lock (a parallel rerun trains it)
-STATUSES = ("completed", "diverged", "interrupted", "failed", RUNNING_ELSEWHERE, NOT_STARTED)  # the counts' order
+STATUSES = ("completed", "pruned", "diverged", "interrupted", "failed", RUNNING_ELSEWHERE, NOT_STARTED)  # counts' order
 
 
 def override_key_value(override: str) -> tuple[str, str]:
@@ -114,7 +114,8 @@ def swept_keys(jobs: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def best_job(jobs: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
-    """The completed job with the best value of the monitored validation metric."""
+    """The completed job with the best value of the monitored validation metric (a pruned job is never the best: it
+    stopped before it could be)."""
     scored = [job for job in jobs if job["status"] == "completed" and finite(job.get("monitor", {}).get("best"))]
     if not scored:
         return None

@@ -23,6 +23,7 @@ from typing import Any
 
 from mlplab.run.record import RECORD_NAME
 from mlplab.sweeps.report.jobs import STATUSES, best_job, finite, read_jobs, swept_keys
+from mlplab.sweeps.report.optuna import optuna_section
 from mlplab.sweeps.report.plot import is_search, plot_jobs, repeats_figure, save, search_figure
 from mlplab.sweeps.report.tables import REPEAT_KEYS, aggregate, csv_text, markdown, markdown_by_config, summary_table
 from mlplab.utils.files import remove_stale_temporaries, write_text
@@ -112,6 +113,10 @@ def write_report(
         text += f"\n## By configuration (mean ± std (n) over {repeated})\n\n{by_config_table}\n"
         printed += f"\nBy configuration (mean ± std (n) over {repeated}):\n{by_config_table}"
     text += f"\n![jobs compared]({PLOT_NAME})\n" if plotted else ""
+    search = optuna_section(sweep_dir, _objective_names(jobs))
+    if search:
+        text += f"\n{search}"
+        printed += f"\n{search}"
     write_text(sweep_dir / MD_NAME, text)
     log.info("Sweep report (%s):\n%s", sweep_dir / MD_NAME, printed)
     return {
@@ -121,3 +126,8 @@ def write_report(
         "best": best,
         "plot": sweep_dir / PLOT_NAME if plotted else None,
     }
+
+
+def _objective_names(jobs: Sequence[dict[str, Any]]) -> list[str] | None:
+    names = next((job.get("optimized_metric") for job in jobs if job.get("optimized_metric")), None)
+    return names if isinstance(names, list) else [names] if names else None
