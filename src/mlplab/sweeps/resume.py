@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -331,4 +332,9 @@ class ReleaseJobClaim(Callback):
     """Releases the job's lock when the job ends (taken by start_sweep_job; a Hydra callback: conf/hydra/default.yaml)."""
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
-        locks.release_all()
+        # only this job's: the members of a stack hold theirs until each of them ends (mlplab.sweeps.stacked)
+        folder = OmegaConf.select(config, "hydra.runtime.output_dir", default=None)
+        if folder:
+            locks.release(os.path.abspath(folder))
+        else:
+            locks.release_all()
