@@ -104,14 +104,20 @@ class StackTrainer:
         `last.ckpt` there (resumable as a single run) and the stop is raised; one during validation waits for the
         epoch's checkpoints. A second signal stops at once, each member keeping its last epoch's `last.ckpt`."""
         epochs = range(self.max_epochs) if self.max_epochs is not None else itertools.count()
-        with stops.in_phase("fit"), stops.deferred():
-            for epoch in epochs:
-                self.epoch = epoch
-                self._train_epoch()
-                self.epochs_done = epoch + 1
-                stops.raise_pending()
-                if all(self.frozen):
-                    break
+        try:
+            with stops.in_phase("fit"), stops.deferred():
+                for epoch in epochs:
+                    self.epoch = epoch
+                    self._train_epoch()
+                    self.epochs_done = epoch + 1
+                    stops.raise_pending()
+                    if all(self.frozen):
+                        break
+        finally:  # a stop too: the members done training finish as such (mlplab.sweeps.stacked.launch)
+            self._summarise()
+
+    def _summarise(self) -> None:
+        """Each member's weights and summary metrics (epochs, its best) where its training ended."""
         for i, member in enumerate(self.members):
             member.module.network.load_state_dict(self.network.member_state(i))  # tested as is without a best
             # epochs trained, as train.py records a single run's (trainer.current_epoch at its end)
