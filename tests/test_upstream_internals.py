@@ -131,3 +131,16 @@ def test_lightning_s_wandb_logger_still_keeps_wandb_init_s_keywords(tmp_path) ->
         "Lightning's WandbLogger no longer keeps wandb.init's keywords in _wandb_init: change mlplab.loggers.wandb"
     )
     assert hasattr(logger, "_experiment"), "WandbLogger._experiment is gone: change mlplab.loggers.wandb"
+
+
+def test_the_callback_methods_a_stack_member_drives_with_its_stand_in_trainer_are_still_there() -> None:
+    """mlplab.sweeps.stacked.members lets Lightning's own ModelCheckpoint and EarlyStopping code decide for each
+    member (mlplab.sweeps.stacked.stand_in): a rename fails here."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    for owner, name in (
+        (ModelCheckpoint, "_save_topk_checkpoint"),
+        (ModelCheckpoint, "_save_last_checkpoint"),
+        (EarlyStopping, "_run_early_stopping_check"),
+    ):
+        assert callable(getattr(owner, name, None)), f"{owner.__name__}.{name} is gone: change mlplab.sweeps.stacked"

@@ -135,6 +135,10 @@ class RunRecorder:
         }
         self._write()
 
+    def discount(self, seconds: float) -> None:
+        """Leave `seconds` out of this run's wall time: other runs' time in a process they share (a stack's members)."""
+        self._start += seconds
+
     def completed(self, metrics: dict[str, float]) -> float | list[float] | None:
         """Record a finished run; return its objective (the worst value if the run diverged or it is not finite)."""
         monitor = self.record["monitor"]

@@ -407,4 +407,9 @@ class ReleaseJobClaim(Callback):
     """Releases the job's lock when the job ends (taken by start_sweep_job; a Hydra callback: conf/hydra/default.yaml)."""
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
-        locks.release_all()
+        # only this job's: the members of a stack hold theirs until each of them ends (mlplab.sweeps.stacked)
+        folder = OmegaConf.select(config, "hydra.runtime.output_dir", default=None)
+        if folder:
+            locks.release(os.path.abspath(folder))
+        else:
+            locks.release_all()

@@ -59,6 +59,13 @@ def holds(folder: str | Path) -> bool:
     return str(Path(folder)) in _held
 
 
+def release(folder: str | Path) -> None:
+    """Release the folder's lock if this process holds it."""
+    f = _held.pop(str(Path(folder)), None)
+    if f is not None:
+        f.close()
+
+
 def release_all() -> None:
     """Release every lock this process holds."""
     while _held:

@@ -10,6 +10,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from mlplab.sweeps.jobs import checked_max_members
+from mlplab.sweeps.stacked.support import unsupported_setting
 
 # Keys whose values may differ inside a stack: each member keeps its own (seed: initial weights and data order,
 # lr: its own learning rate and schedule). Everything else must be equal in the members' unresolved configs.
@@ -17,22 +18,6 @@ STACKABLE_KEYS = ("lr", "seed", "data.seed", "optimizer.lr")
 STACKABLE_NETWORK = "mlplab.models.mlp.MLP"
 # PyTorch optimizers whose update is linear in lr with a state that does not depend on it (mlplab.sweeps.stacked.optimizer)
 STACKABLE_OPTIMIZERS = ("torch.optim.SGD", "torch.optim.Adam", "torch.optim.AdamW", "torch.optim.RMSprop")
-# trainer settings a stack supports only at these values (Lightning's defaults, as conf/train.yaml sets them)
-TRAINER_DEFAULTS: dict[str, tuple[Any, ...]] = {
-    "devices": (1, "1"),
-    "num_nodes": (1,),
-    "strategy": ("auto", None),
-    "precision": ("32-true", "32", 32, None),
-    "accumulate_grad_batches": (1,),
-    "max_steps": (-1, None),
-    "limit_train_batches": (None, 1.0),
-    "limit_val_batches": (None, 1.0),
-    "val_check_interval": (None, 1.0),
-    "check_val_every_n_epoch": (1,),
-    "overfit_batches": (0, 0.0),
-    "fast_dev_run": (False, 0),
-}
-ACCELERATORS = ("cpu", "gpu", "cuda", "auto")
 
 
 @dataclass
@@ -57,17 +42,9 @@ def unstackable_reason(cfg: DictConfig) -> str | None:
     optimizer = _select(cfg, "optimizer._target_")
     if optimizer not in STACKABLE_OPTIMIZERS:
         return f"optimizer._target_={optimizer}: stacks take {', '.join(STACKABLE_OPTIMIZERS)}"
-    accelerator = _select(cfg, "trainer.accelerator")
-    if accelerator not in ACCELERATORS:
-        return f"trainer.accelerator={accelerator}: stacks run on {', '.join(ACCELERATORS)}"
-    for key, allowed in TRAINER_DEFAULTS.items():
-        if key in cfg.trainer and _select(cfg, f"trainer.{key}") not in allowed:
-            return f"trainer.{key}={_select(cfg, f'trainer.{key}')}: a stack needs {allowed[0]}"
-    clip = _select(cfg, "trainer.gradient_clip_val")
-    if clip and _select(cfg, "trainer.gradient_clip_algorithm") != "value":
-        return (
-            f"trainer.gradient_clip_val={clip} clips by norm (the default): only gradient_clip_algorithm=value stacks"
-        )
+    reason = unsupported_setting(cfg)  # every trainer and callback setting: honoured, or the job runs alone
+    if reason:
+        return reason
     if cfg.get("compile"):
         return f"compile={cfg.compile}: a compiled network does not stack"
     if cfg.get("ckpt_path"):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+import time
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -18,11 +21,20 @@ from mlplab.sweeps.devices import VISIBLE, slot_devices
 from mlplab.sweeps.isolated import lost_job, run_in_slots, worst_return
 from mlplab.sweeps.jobs import job_config
 from mlplab.sweeps.stacked.grouping import Stack, differing_keys, group_jobs
-from mlplab.sweeps.stacked.members import Member, finish_member, job_output_dir, start_member
+from mlplab.sweeps.stacked.members import (
+    Member,
+    claim_member,
+    finish_member,
+    interrupt_member,
+    job_output_dir,
+    start_member,
+)
 from mlplab.sweeps.stacked.training import StackTrainer
 from mlplab.utils import stops
 
 log = logging.getLogger(__name__)
+# where Lightning's rank-zero info lines come from (its tip, "GPU available: ...")
+LIGHTNING_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
 
 
 def _ran_before(cfg: DictConfig) -> bool:
@@ -131,38 +143,102 @@ def run_stack(
 ) -> list[JobReturn]:
     """One stack's jobs (their composed configs and numbers), one JobReturn each, in order: trained as one batched
     network, each member then finished as a Hydra job of its own; a job that runs `alone` (why) runs as a single run.
-    hydra/launcher=stacked calls it in the sweep's process, stacked_submitit_* in each stack's submitted job."""
+    hydra/launcher=stacked calls it in the sweep's process, stacked_submitit_* in each stack's submitted job.
+
+    A stop signal ends the stack as it ends a sweep of single runs: members already done (stopped early, diverged)
+    finish as such, the others end `interrupted` with their rows and the command that resumes them; then it stops.
+    """
     run = partial(run_job, job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
     if alone:
         (cfg,) = cfgs
         return [run(hydra_context=launcher.hydra_context, task_function=launcher.task_function, config=cfg)]
-    members, objective = train_stack(cfgs, nums)
+    stack = train_stack(cfgs, nums)
     returns = []
-    for cfg, member in zip(cfgs, members):
-        # the member's end as a Hydra job: its .hydra/ files, Hydra's callbacks, its JobReturn
-        finish = partial(finish_member, member) if objective is None else (lambda _cfg, value=objective: value)
-        returns.append(run(hydra_context=launcher.hydra_context, task_function=finish, config=cfg))
+    finishing = 0.0  # the time spent finishing earlier members: not part of the next member's wall time
+    with each_warning_once():
+        for cfg, member, kept in zip(cfgs, stack.members, stack.kept):
+            if member is None:  # held by another process, or completed by one: not trained here
+                task: Any = lambda _cfg, value=kept: value  # noqa: E731
+            elif stack.objective is not None:
+                task = lambda _cfg, value=stack.objective: value  # noqa: E731
+            elif stack.stop is not None and not member.frozen:
+                task = partial(interrupt_member, member, stack.stop)
+            else:
+                task = partial(finish_member, member)
+            started = time.perf_counter()
+            if member is not None:
+                member.recorder.discount(finishing)
+            # the member's end as a Hydra job: its .hydra/ files, train.log, Hydra's callbacks, its JobReturn
+            returns.append(run(hydra_context=launcher.hydra_context, task_function=task, config=cfg))
+            finishing += time.perf_counter() - started
+    if stack.stop is not None:
+        raise stack.stop
     return returns
 
 
-def train_stack(cfgs: Sequence[DictConfig], nums: Sequence[int]) -> tuple[list[Member], float | None]:
-    """Build every member as its single run would, then train them together: (members, None). An error fails every
-    member, recorded, and gives (members, the worst objective) so that the sweep goes on, as train.py does for a job;
-    a stop signal saves every member's `last.ckpt`, records it `interrupted` and stops the sweep."""
+@dataclass
+class TrainedStack:
+    """What became of a stack's training: its members (None: not trained here, `kept` its objective), the worst
+    objective when it failed, the stop signal that ended it."""
+
+    members: list[Member | None]
+    kept: list[float | None]
+    objective: float | None = None
+    stop: stops.Stopped | None = None
+
+
+def train_stack(cfgs: Sequence[DictConfig], nums: Sequence[int]) -> TrainedStack:
+    """Claim each job's folder and build every member as its single run would, then train them together. An error
+    fails every member, recorded, and gives the worst objective so that the sweep goes on, as train.py does for a
+    job; a stop signal saves every member still training its `last.ckpt` and records it `interrupted`."""
+    stack = TrainedStack([], [])
     members: list[Member] = []
     with stops.handled():
         try:
             for cfg, num in zip(cfgs, nums):
-                members.append(start_member(cfg, num, shared=members[0].datamodule if members else None))
-            StackTrainer(members).fit()
+                train, objective = claim_member(cfg)
+                member = start_member(cfg, num, shared=members[0].datamodule if members else None) if train else None
+                stack.members.append(member)
+                stack.kept.append(objective)
+                members += [member] if member else []
+            if members:
+                StackTrainer(members).fit()
         except BaseException as error:
             stop = stops.stop_behind(error)
-            objectives = [member.recorder.failed(stop or error) for member in members]
+            # a member done training keeps its end (finished by run_stack); the others are interrupted or failed
+            ending = [m for m in members if stop is None or not m.frozen]
+            objectives = [member.recorder.failed(stop or error) for member in ending]
             if stop is not None:
-                log.warning("Stack of jobs %s %s; their run_record.json say interrupted", list(nums), stop)
-                raise stop from None
-            if not isinstance(error, Exception) or len(members) < len(cfgs):
+                log.warning("Stack of jobs %s %s; the members still training say interrupted", list(nums), stop)
+                stack.stop = stop
+                return stack
+            if not isinstance(error, Exception) or len(stack.members) < len(cfgs):
                 raise  # a job that could not even be built (a config error) stops the sweep, as a single run does
             log.exception("Stack of jobs %s failed (recorded in each job's run_record.json); the sweep goes on", nums)
-            return members, objectives[0]
-    return members, None
+            stack.objective = objectives[0]
+    return stack
+
+
+@contextlib.contextmanager
+def each_warning_once() -> Iterator[None]:
+    """Show each distinct warning, and each distinct Lightning info line (its tips, its device lines), once while
+    a stack's members finish: every member builds a Trainer of its own, which would repeat them per member."""
+    seen: set[tuple[str, str]] = set()
+
+    def once(record: logging.LogRecord) -> bool:
+        key = (record.name, record.getMessage())
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
+
+    lightning_logs = [logging.getLogger(name) for name in LIGHTNING_LOGGERS]
+    with warnings.catch_warnings():
+        warnings.simplefilter("once")  # Lightning resets the per-module registry; "once" is per message
+        for logger in lightning_logs:
+            logger.addFilter(once)
+        try:
+            yield
+        finally:
+            for logger in lightning_logs:
+                logger.removeFilter(once)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,18 +21,23 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import _save_config
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from mlplab.callbacks.drawing import save_png
 from mlplab.callbacks.loss_curves import STAGES, LossCurves, curves_figure
+from mlplab.callbacks.weights import FirstLayerWeights, linear_layers
 from mlplab.checkpoints.io import LAST, AtomicCheckpointIO
+from mlplab.checkpoints.resume import resume_hint
 from mlplab.data.tensor_datamodule import TensorDataModule
 from mlplab.loggers.wandb import finish_run
 from mlplab.models.module import SupervisedModule
 from mlplab.run.build import build_callbacks, build_loggers, build_trainer
 from mlplab.run.lifecycle import build_data_and_module, test_best
 from mlplab.run.phases import track_phases
-from mlplab.run.record import RunRecorder
+from mlplab.run.record import RunRecorder, read_run_record
+from mlplab.sweeps.stacked.stand_in import MemberTrainer
+from mlplab.utils import locks, stops
 from mlplab.utils.errors import DivergedError
 from mlplab.utils.hydra_runtime import in_sweep
 
@@ -71,6 +75,9 @@ class Member:
     global_step: int = 0
     diverged: str | None = None  # why it stopped, when its loss became NaN or inf
     stopped_epoch: int | None = None  # the epoch after which its early stopping stopped it
+    trainer: MemberTrainer | None = None  # what its callbacks see of its trainer (Lightning's own code decides)
+    saving: tuple[int, dict[str, Any] | None] = (0, None)  # the epoch and training state a save writes now
+    weights: list[tuple[int, torch.Tensor]] = field(default_factory=list)  # (epoch, first-layer weights) to draw
 
     @property
     def frozen(self) -> bool:
@@ -117,29 +124,41 @@ def start_member(job_cfg: DictConfig, num: int, shared: TensorDataModule | None)
     callbacks = build_callbacks(cfg)
     checkpoint = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
     early_stopping = next((c for c in callbacks if isinstance(c, EarlyStopping)), None)
-    return Member(num, job_cfg, cfg, datamodule, module, RunRecorder(cfg), checkpoint, early_stopping)
+    member = Member(num, job_cfg, cfg, datamodule, module, RunRecorder(cfg), checkpoint, early_stopping)
+    member.trainer = MemberTrainer(lambda path: _write(member, path, *member.saving))
+    return member
 
 
-def stops_early(member: Member, epoch: int) -> bool:
-    """Whether the member's EarlyStopping stops it after `epoch`, decided by Lightning's own criteria on its own
-    monitored metric (the check EarlyStopping makes when a single run's validation ends)."""
-    callback = member.early_stopping
-    if callback is None or callback.monitor not in member.metrics:
+def claim_member(job_cfg: DictConfig) -> tuple[bool, float | None]:
+    """Take the job's lock, as a basic sweep job does (mlplab.sweeps.resume.start_sweep_job): (whether to train it,
+    the objective to report when not: held by another process, or completed by one since the sweep was planned)."""
+    folder = job_output_dir(job_cfg)
+    if not locks.claim(folder):
+        log.warning("Job folder %s is held by another process (%s): not trained here", folder, locks.holder(folder))
+        return False, None
+    record = read_run_record(folder)
+    if record and record.get("status") == "completed":
+        locks.release(folder)
+        log.info("Job %s is completed already: kept as it is", folder)
+        return False, record.get("objective")
+    return True, None
+
+
+def stops_early(member: Member, epoch: int, min_epochs: int = 0) -> bool:
+    """Whether the member stops after `epoch`: Lightning's own early stopping check on its own metrics (the check
+    EarlyStopping makes when a single run's validation ends, strict and verbose included), and, as Lightning's fit
+    loop, not before `min_epochs` epochs (a stop asked for earlier stays asked for)."""
+    callback, trainer = member.early_stopping, member.trainer
+    assert trainer is not None
+    if callback is not None:
+        # private, pinned lightning 2.6 (tests/test_upstream_internals.py); sets trainer.should_stop and stopped_epoch
+        callback._run_early_stopping_check(trainer.at(epoch, member.global_step, member.metrics))
+    if not trainer.should_stop or epoch + 1 < min_epochs:
         return False
-    # Lightning's private criteria (pinned lightning 2.6): the same patience, min_delta, thresholds and
-    # check_finite as the single run; tests/sweeps/stacked/test_members.py compares a stack with single runs
-    should_stop, reason = callback._evaluate_stopping_criteria(torch.tensor(member.metrics[callback.monitor]))
-    if should_stop:
-        callback.stopped_epoch = epoch
-        member.stopped_epoch = epoch
-        log.info("Stacked job #%d stops early after epoch %d: %s; the other members go on", member.num, epoch, reason)
-    return should_stop
-
-
-def _is_better(value: float, best: float | None, mode: str) -> bool:
-    if not math.isfinite(value):
-        return False
-    return best is None or (value > best if mode == "max" else value < best)
+    member.stopped_epoch = epoch
+    reason = getattr(callback, "stopping_reason_message", None) or "its early stopping"
+    log.info("Stacked job #%d stops early after epoch %d: %s; the other members go on", member.num, epoch, reason)
+    return True
 
 
 def save_checkpoints(
@@ -149,35 +168,33 @@ def save_checkpoints(
     last_only: bool = False,
     training: dict[str, Any] | None = None,
 ) -> None:
-    """Save the member's weights `state` as its single run's ModelCheckpoint would at the end of `epoch`: the best
-    on its monitored metric (save_top_k=1: the previous best is removed) and `last.ckpt`. `training`: its loops,
-    optimizer and scheduler states (mlplab.sweeps.stacked.resumable), so that the checkpoints resume as a single run's."""
-    callback = member.checkpoint
-    if callback is None:
+    """Save the member's weights `state` as its single run's ModelCheckpoint would at the end of `epoch`: Lightning's
+    own top-k and last-checkpoint code decides the files (save_top_k, file names, versions, what is removed).
+    `last_only`: only `last.ckpt`, as ResumableCheckpoint saves it at a stop signal. `training`: its loops, optimizer
+    and scheduler states (mlplab.sweeps.stacked.resumable), so that the checkpoints resume as a single run's."""
+    callback, trainer = member.checkpoint, member.trainer
+    if callback is None or trainer is None:
         return
     member.module.network.load_state_dict(state)
-    monitor = callback.monitor
-    value = member.metrics.get(monitor) if monitor else None
-    if not last_only and monitor and value is not None and _is_better(value, member.best_score, callback.mode):
-        old = member.best_path
-        member.best_score = value
-        member.best_path = callback.format_checkpoint_name({**member.metrics, "epoch": epoch})
-        _write(member, member.best_path, epoch, training)
-        if old and old != member.best_path and Path(old).is_file():
-            Path(old).unlink()
-    if callback.save_last:
-        _write(member, str(Path(callback.dirpath) / LAST), epoch, training)
+    member.saving = (epoch, training)
+    if last_only:
+        path = str(Path(callback.dirpath) / LAST)
+        callback.last_model_path = path  # before saving: it is part of the saved state
+        _write(member, path, epoch, training)
+        return
+    trainer.at(epoch, member.global_step, member.metrics)
+    candidates = {**trainer.callback_metrics, "epoch": torch.tensor(epoch), "step": torch.tensor(member.global_step)}
+    # private, pinned lightning 2.6 (tests/test_upstream_internals.py): what its on_validation_end saves
+    callback._save_topk_checkpoint(trainer, candidates)
+    callback._save_last_checkpoint(trainer, candidates)
+    member.best_path = callback.best_model_path or None
+    score = callback.best_model_score
+    member.best_score = float(score) if score is not None and callback.monitor else None
 
 
 def _write(member: Member, path: str, epoch: int, training: dict[str, Any] | None) -> None:
     callback = member.checkpoint
     assert callback is not None
-    best = torch.tensor(member.best_score) if member.best_score is not None else None
-    # the member's ModelCheckpoint holds what its single run's would at this point: its state is that one's
-    callback.best_model_score = callback.current_score = callback.kth_value = best
-    callback.best_model_path = callback.kth_best_model_path = member.best_path or ""
-    callback.best_k_models = {member.best_path: best} if member.best_path else {}
-    callback.last_model_path = str(Path(callback.dirpath) / LAST) if callback.save_last else ""
     checkpoint: dict[str, Any] = {
         "epoch": epoch,
         "global_step": member.global_step,
@@ -194,6 +211,30 @@ def _write(member: Member, path: str, epoch: int, training: dict[str, Any] | Non
     member.module.on_save_checkpoint(checkpoint)  # the training steps its epoch metrics have not counted yet
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     AtomicCheckpointIO().save_checkpoint(checkpoint, path)
+
+
+def keep_weights_picture(member: Member, state: dict[str, torch.Tensor], epoch: int, last: bool) -> None:
+    """Keep the member's first-layer weights after `epoch` when its FirstLayerWeights would draw them then (every
+    `every_n_epochs` and the last epoch); they are drawn when it finishes, with its own Trainer."""
+    picture = (member.cfg.get("callbacks") or {}).get("weights")
+    if not picture or picture.get("_target_") != f"{FirstLayerWeights.__module__}.FirstLayerWeights":
+        return
+    if (epoch + 1) % int(picture.get("every_n_epochs", 1)) == 0 or last:
+        first = next(name for name in state if name.endswith(".weight"))
+        member.weights.append((epoch, state[first].detach().cpu().clone()))
+
+
+def _draw_weights(member: Member, trainer: L.Trainer) -> None:
+    callback = next((c for c in trainer.callbacks if isinstance(c, FirstLayerWeights)), None)
+    if callback is None or not member.weights:
+        return
+    layer = linear_layers(member.module)[0]
+    kept = layer.weight.detach().clone()
+    with torch.no_grad():
+        for epoch, weight in member.weights:
+            layer.weight.copy_(weight)
+            callback.draw(trainer, member.module, epoch)
+        layer.weight.copy_(kept)
 
 
 def set_logging_step(trainer: L.Trainer, step: int) -> None:
@@ -216,12 +257,7 @@ def finish_member(member: Member, cfg: DictConfig) -> float | None:
     loggers, draw its curves, test its best checkpoint with its own Trainer, record it; return its objective."""
     failed = True
     try:
-        loggers = build_loggers(cfg)
-        for logger in loggers:  # what Lightning logs when a fit starts; its test logs it again, unchanged
-            logger.log_hyperparams(member.module.hparams_initial)
-        for step, row in member.rows:
-            for logger in loggers:
-                logger.log_metrics(row, step=step)
+        loggers = write_rows(member, cfg)
         if member.diverged:
             for logger in loggers:
                 logger.save()
@@ -234,6 +270,7 @@ def finish_member(member: Member, cfg: DictConfig) -> float | None:
         if curves is not None:
             save_png(curves_figure(member.history), curves.path)
         metrics = test_best(cfg, trainer, member.module, member.datamodule, member.best_path, member.metrics)
+        _draw_weights(member, trainer)  # after its test: the trainer knows its data module then
         failed = False
         return member.recorder.completed(metrics)
     except Exception as error:
@@ -244,3 +281,34 @@ def finish_member(member: Member, cfg: DictConfig) -> float | None:
         return objective
     finally:
         finish_run(failed=failed)
+
+
+def write_rows(member: Member, cfg: DictConfig) -> list[Logger]:
+    """The member's own loggers, holding its hyperparameters and every row it logged in the stack."""
+    loggers = build_loggers(cfg)
+    for logger in loggers:  # what Lightning logs when a fit starts; its test logs it again, unchanged
+        logger.log_hyperparams(member.module.hparams_initial)
+    for step, row in member.rows:
+        for logger in loggers:
+            logger.log_metrics(row, step=step)
+    return loggers
+
+
+def interrupt_member(member: Member, stop: stops.Stopped, cfg: DictConfig) -> None:
+    """The end of a member a stop signal interrupted, as a Hydra job (its train.log): its rows to its loggers, as a
+    stopped single run's loggers hold them, and the command that resumes it. Its record says `interrupted` already."""
+    try:
+        for logger in write_rows(member, cfg):
+            logger.save()
+    finally:
+        finish_run(failed=True)
+    last = Path(member.checkpoint.dirpath) / LAST if member.checkpoint else None
+    log.warning(
+        "Job #%d %s at epoch %d, step %d%s\nResume with: %s",
+        member.num,
+        stop,
+        member.trainer.current_epoch if member.trainer else 0,
+        member.global_step,
+        f": saved {last}" if last and last.is_file() else "",
+        resume_hint(member.output_dir),
+    )

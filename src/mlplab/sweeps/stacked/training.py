@@ -3,7 +3,9 @@ schedule, metrics, checkpoints and divergence check, as its single run's Lightni
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
 import time
 from collections.abc import Sequence
 from functools import partial
@@ -14,7 +16,7 @@ from torch import nn
 
 from mlplab.data.batches import EpochOrder
 from mlplab.models.module import StageMetrics
-from mlplab.sweeps.stacked.members import Member, save_checkpoints, stops_early
+from mlplab.sweeps.stacked.members import Member, keep_weights_picture, save_checkpoints, stops_early
 from mlplab.sweeps.stacked.network import StackedMLP
 from mlplab.sweeps.stacked.optimizer import MemberSchedule, StackedOptimizer
 from mlplab.sweeps.stacked.resumable import loops_state, member_optimizer_state
@@ -28,6 +30,15 @@ def stack_device(accelerator: str) -> torch.device:
     if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
         return torch.device("cuda")
     return torch.device("cpu")
+
+
+def max_epochs_of(trainer: Any) -> int | None:
+    """The epochs a single run's Trainer trains: `trainer.max_epochs`, 1000 when null (Lightning's default without
+    max_steps), None for -1 (no limit: until every member stops early or diverges)."""
+    max_epochs = trainer.get("max_epochs")
+    if max_epochs is None:
+        return 1000
+    return None if int(max_epochs) == -1 else int(max_epochs)
 
 
 def _epoch_values(metrics: StageMetrics) -> dict[str, float]:
@@ -52,7 +63,8 @@ class StackTrainer:
         self.x_val, self.y_val = self.datamodule.split_on_device("val", self.device)
         self.batch_size = int(self.datamodule.batch_size)
         self.eval_batch_size = int(self.datamodule.eval_batch_size)
-        self.max_epochs = int(cfg.trainer.max_epochs)
+        self.max_epochs = max_epochs_of(cfg.trainer)
+        self.min_epochs = int(cfg.trainer.get("min_epochs") or 0)
         self.log_every = int(cfg.trainer.log_every_n_steps or 0)
         divergence = (cfg.get("callbacks") or {}).get("divergence")
         # no divergence callback: a NaN member trains on, and its record says diverged from its metrics (as a single run)
@@ -69,7 +81,9 @@ class StackTrainer:
         self.schedules = [
             MemberSchedule(
                 m.module.optimizer_factory,
-                partial(m.module.lr_scheduler, total_steps=steps_per_epoch * self.max_epochs)
+                # Lightning's estimated_stepping_batches: infinite without an epoch limit (OneCycleLR then fails, as
+                # in the single run)
+                partial(m.module.lr_scheduler, total_steps=steps_per_epoch * (self.max_epochs or math.inf))
                 if m.module.scheduler_config
                 else None,
             )
@@ -78,6 +92,7 @@ class StackTrainer:
         self.orders = [EpochOrder(len(self.x), shuffle=True, seed=int(m.datamodule.seed)) for m in self.members]
         self.step = 0
         self.epoch = 0
+        self.epochs_done = 0
         self.epoch_steps = 0  # training steps done in the current epoch
 
     @property
@@ -88,18 +103,26 @@ class StackTrainer:
         """All epochs. A stop signal is acted on at the end of a training batch: every member still training saves
         `last.ckpt` there (resumable as a single run) and the stop is raised; one during validation waits for the
         epoch's checkpoints. A second signal stops at once, each member keeping its last epoch's `last.ckpt`."""
-        with stops.in_phase("fit"), stops.deferred():
-            for epoch in range(self.max_epochs):
-                self.epoch = epoch
-                self._train_epoch()
-                stops.raise_pending()
-                if all(self.frozen):
-                    break
+        epochs = range(self.max_epochs) if self.max_epochs is not None else itertools.count()
+        try:
+            with stops.in_phase("fit"), stops.deferred():
+                for epoch in epochs:
+                    self.epoch = epoch
+                    self._train_epoch()
+                    self.epochs_done = epoch + 1
+                    stops.raise_pending()
+                    if all(self.frozen):
+                        break
+        finally:  # a stop too: the members done training finish as such (mlplab.sweeps.stacked.launch)
+            self._summarise()
+
+    def _summarise(self) -> None:
+        """Each member's weights and summary metrics (epochs, its best) where its training ended."""
         for i, member in enumerate(self.members):
             member.module.network.load_state_dict(self.network.member_state(i))  # tested as is without a best
             # epochs trained, as train.py records a single run's (trainer.current_epoch at its end)
             stopped = member.stopped_epoch
-            member.metrics["epochs"] = float(self.max_epochs if stopped is None else stopped + 1)
+            member.metrics["epochs"] = float(self.epochs_done if stopped is None else stopped + 1)
             monitor = member.checkpoint.monitor if member.checkpoint else None
             if monitor and member.best_score is not None:
                 member.metrics[f"{monitor}_best"] = member.best_score
@@ -152,6 +175,23 @@ class StackTrainer:
                 stops.raise_pending()
         train_s = time.perf_counter() - started
         self._end_epoch(train_s)
+        log.info("%s", self._epoch_line(time.perf_counter() - started))
+
+    def _epoch_line(self, seconds: float) -> str:
+        """One line per stacked epoch: each member's monitored metric, or why it no longer trains."""
+        parts = []
+        for member in self.members:
+            monitor = member.checkpoint.monitor if member.checkpoint else None
+            if member.diverged:
+                parts.append(f"#{member.num} diverged")
+            elif member.stopped_epoch is not None and member.stopped_epoch < self.epoch:
+                parts.append(f"#{member.num} stopped")
+            elif monitor and monitor in member.metrics:
+                parts.append(f"#{member.num} {monitor}={member.metrics[monitor]:.4g}")
+            else:
+                parts.append(f"#{member.num} train/loss={member.metrics.get('train/loss_epoch', math.nan):.4g}")
+        of = f"/{self.max_epochs}" if self.max_epochs is not None else ""
+        return f"Stack epoch {self.epoch + 1}{of} ({seconds:.1f} s): {', '.join(parts)}"
 
     def training_state(self, i: int, epoch_done: bool) -> dict[str, Any]:
         """Member i's optimizer, scheduler and loop state, as its single run's checkpoint would hold them now."""
@@ -234,8 +274,13 @@ class StackTrainer:
             member.rows.append((self.step - 1, {**member.metrics, "epoch": self.epoch}))  # Lightning adds `epoch`
             # early stopping counts this epoch before the checkpoints are saved, as in a single run (Lightning runs
             # checkpoint callbacks last): last.ckpt holds its patience so far
-            stops_early(member, self.epoch)  # sets member.stopped_epoch: frozen from the next epoch on
+            stops_early(member, self.epoch, self.min_epochs)  # sets member.stopped_epoch: frozen from the next epoch on
             # the epoch's scheduler step comes first: a single run's end-of-epoch checkpoint holds it
             self.schedules[i].step("epoch", self.epoch + 1, metrics=member.metrics)
             state = self.training_state(i, epoch_done=True)
-            save_checkpoints(member, self.network.member_state(i), self.epoch, training=state)
+            weights = self.network.member_state(i)
+            save_checkpoints(member, weights, self.epoch, training=state)
+            # its single run's pictures are drawn after validation, at the epoch end: its early stopping decided
+            trainer = member.trainer
+            last = self.epoch + 1 == self.max_epochs or bool(trainer and trainer.should_stop)
+            keep_weights_picture(member, weights, self.epoch, last)
