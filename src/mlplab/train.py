@@ -14,7 +14,7 @@ from mlplab.config.location import CONFIG_DIR
 from mlplab.config.resolvers import register_resolvers
 from mlplab.distributed.processes import end_distributed_run
 from mlplab.run.lifecycle import train
-from mlplab.run.process import prepare_process
+from mlplab.run.process import prepare_process, short_user_errors
 from mlplab.run.record import RunRecorder
 from mlplab.sweeps.resume import start_sweep_job, sweep_resume_arguments
 from mlplab.utils import stops
@@ -33,6 +33,11 @@ def main(cfg: DictConfig) -> float | None:
     a single run re-raises. A signal stops the run (and a sweep in this process) in any phase (mlplab.utils.stops).
     """
     prepare_process()
+    with short_user_errors():
+        return _main(cfg)
+
+
+def _main(cfg: DictConfig) -> float | None:
     job = start_sweep_job(cfg)  # a sweep job already completed, or trained by another process, is not run again
     if not job.train:
         return job.objective

@@ -1,5 +1,6 @@
 """What an entry point (train.py, eval.py, predict.py) sets up once for its whole process, before any run in it:
-no per-step NVML probe on machines without an NVIDIA driver, and no third-party messages that say nothing."""
+no per-step NVML probe on machines without an NVIDIA driver, no third-party messages that say nothing, and a
+user's mistake reported as its message alone."""
 
 from __future__ import annotations
 
@@ -7,6 +8,11 @@ import ctypes
 import logging
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from mlplab.checkpoints.io import CheckpointError
+from mlplab.utils.errors import ConfigError
 
 
 def prepare_process() -> None:
@@ -57,3 +63,20 @@ def silence_third_party_noise() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropAdverts) for f in logger.filters):
             logger.addFilter(_DropAdverts())
+
+
+# Errors whose message says all the user needs: what is wrong and what to do. A traceback above it is noise.
+USER_ERRORS = (ConfigError, CheckpointError)
+
+
+@contextmanager
+def short_user_errors() -> Iterator[None]:
+    """Inside an entry point's Hydra main: a ConfigError (CheckpointError) ends the process with exit status 1 and
+    `ConfigError: <message>` alone on stderr, instead of Hydra's traceback; HYDRA_FULL_ERROR=1 keeps everything."""
+    try:
+        yield
+    except USER_ERRORS as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":  # Hydra's own test of the variable
+            raise
+        # SystemExit passes through Hydra's job runner and its error printer (they catch Exception)
+        raise SystemExit(f"{type(error).__name__}: {error}") from None
