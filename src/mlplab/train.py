@@ -6,6 +6,7 @@ import logging
 import sys
 
 import hydra
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from mlplab.checkpoints.io import CheckpointError
@@ -13,6 +14,7 @@ from mlplab.checkpoints.resume import resume_arguments
 from mlplab.config.location import CONFIG_DIR
 from mlplab.config.resolvers import register_resolvers
 from mlplab.distributed.processes import end_distributed_run
+from mlplab.run.console import log_next_commands, log_run_folder, quiet_console_in_sweep_jobs
 from mlplab.run.lifecycle import train
 from mlplab.run.process import prepare_process, short_user_errors
 from mlplab.run.record import RunRecorder
@@ -33,6 +35,7 @@ def main(cfg: DictConfig) -> float | None:
     a single run re-raises. A signal stops the run (and a sweep in this process) in any phase (mlplab.utils.stops).
     """
     prepare_process()
+    quiet_console_in_sweep_jobs(in_sweep())
     with short_user_errors():
         return _main(cfg)
 
@@ -42,6 +45,9 @@ def _main(cfg: DictConfig) -> float | None:
     if not job.train:
         return job.objective
     recorder = RunRecorder(cfg)
+    single = not in_sweep() and rank_zero_only.rank == 0
+    if single:
+        log_run_folder(cfg)
     with stops.handled():
         try:
             metrics = train(cfg)
@@ -56,7 +62,10 @@ def _main(cfg: DictConfig) -> float | None:
                 return objective
             raise
         end_distributed_run()
-        return recorder.completed(metrics)
+        objective = recorder.completed(metrics)
+        if single:
+            log_next_commands(cfg)  # last: what to do with the run
+        return objective
 
 
 def cli() -> None:
