@@ -12,7 +12,7 @@ from mlplab.checkpoints.io import CheckpointError  # noqa: F401 (part of the API
 from mlplab.config.location import CONFIG_DIR
 from mlplab.config.resolvers import register_resolvers
 from mlplab.config.validation import validate_config
-from mlplab.run.process import prepare_process
+from mlplab.run.process import prepare_process, short_user_errors
 from mlplab.run.results import format_metrics, metric_values
 from mlplab.run.trained import load_trained_run
 
@@ -34,7 +34,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
 def main(cfg: DictConfig) -> None:
     prepare_process()
-    evaluate(cfg)
+    with short_user_errors():
+        evaluate(cfg)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from mlplab.config.validation import validate_config
 from mlplab.data.images import IDXImageDataModule
 from mlplab.models.module import SupervisedModule
 from mlplab.models.tasks import ClassificationTask, Task
-from mlplab.run.process import prepare_process
+from mlplab.run.process import prepare_process, short_user_errors
 from mlplab.run.trained import TrainedRun, load_trained_run
 from mlplab.utils.errors import ConfigError
 from mlplab.utils.files import write_text
@@ -256,7 +256,8 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="predict")
 def main(cfg: DictConfig) -> None:
     prepare_process()
-    predict(cfg)
+    with short_user_errors():
+        predict(cfg)
 
 
 if __name__ == "__main__":

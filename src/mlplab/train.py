@@ -6,6 +6,7 @@ import logging
 import sys
 
 import hydra
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from mlplab.checkpoints.io import CheckpointError
@@ -13,8 +14,9 @@ from mlplab.checkpoints.resume import resume_arguments
 from mlplab.config.location import CONFIG_DIR
 from mlplab.config.resolvers import register_resolvers
 from mlplab.distributed.processes import end_distributed_run
+from mlplab.run.console import log_next_commands, log_run_folder, quiet_console_in_sweep_jobs
 from mlplab.run.lifecycle import train
-from mlplab.run.process import prepare_process
+from mlplab.run.process import prepare_process, short_user_errors
 from mlplab.run.record import RunRecorder
 from mlplab.sweeps.resume import start_sweep_job, sweep_resume_arguments
 from mlplab.utils import stops
@@ -33,10 +35,19 @@ def main(cfg: DictConfig) -> float | None:
     a single run re-raises. A signal stops the run (and a sweep in this process) in any phase (mlplab.utils.stops).
     """
     prepare_process()
+    quiet_console_in_sweep_jobs(in_sweep())
+    with short_user_errors():
+        return _main(cfg)
+
+
+def _main(cfg: DictConfig) -> float | None:
     job = start_sweep_job(cfg)  # a sweep job already completed, or trained by another process, is not run again
     if not job.train:
         return job.objective
     recorder = RunRecorder(cfg)
+    single = not in_sweep() and rank_zero_only.rank == 0
+    if single:
+        log_run_folder(cfg)
     with stops.handled():
         try:
             metrics = train(cfg)
@@ -51,7 +62,10 @@ def main(cfg: DictConfig) -> float | None:
                 return objective
             raise
         end_distributed_run()
-        return recorder.completed(metrics)
+        objective = recorder.completed(metrics)
+        if single:
+            log_next_commands(cfg)  # last: what to do with the run
+        return objective
 
 
 def cli() -> None:

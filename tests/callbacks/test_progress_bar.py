@@ -54,7 +54,10 @@ def test_a_run_piped_to_a_file_logs_one_line_per_epoch_and_no_noise(tiny_mnist, 
     output = (tmp_path / "log").read_text()
     assert "\r" not in output and "it/s" not in output  # no bar, no redraws
     lines = [line for line in output.splitlines() if "Epoch " in line]
-    assert [line.split("Epoch ")[1].split(":")[0] for line in lines] == ["1/3", "2/3", "3/3"], output
+    # Lightning's 0-based epoch over the last one's, as in the checkpoint names
+    assert [line.split("Epoch ")[1].split(":")[0] for line in lines] == ["0/2", "1/2", "2/2"], output
+    (best,) = (tmp_path / "run" / "checkpoints").glob("best-epoch*.ckpt")
+    assert f"Epoch {int(best.stem.removeprefix('best-epoch'))}/2:" in output
     assert all("train/loss" in line and "val/acc" in line and line.endswith(" s)") for line in lines)
     assert "Tip:" not in output and "LeafSpec" not in output  # Lightning's advert, a deprecation inside Lightning
     assert "the user's own deprecation" in output and "the user's own warning" in output
@@ -71,7 +74,7 @@ def test_a_terminal_keeps_the_bar(compose_config, tiny_mnist, monkeypatch):
         )
     )
     output = terminal.getvalue()
-    assert "\r" in output and "Epoch 1: 100%" in output  # tqdm's redraws, as on any terminal
+    assert "\r" in output and "Epoch 1/1: 100%" in output  # tqdm's redraws, as on any terminal; 0-based as on files
 
 
 @pytest.mark.parametrize(

@@ -9,11 +9,15 @@ import time
 
 import pytest
 import torch
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from mlplab.checkpoints.io import CheckpointError
+from mlplab.checkpoints.resume import resume_command, sweep_resume_command
 from mlplab.run.record import read_run_record
 from mlplab.train import cli, train
+from mlplab.utils.overrides import quoted_override
+from mlplab.utils.shell import interpreter
 from tests.conftest import tiny_overrides
 from tests.helpers.callbacks import interrupt
 from tests.helpers.runs import STEPS_PER_EPOCH, assert_same_history, digest, metrics_rows
@@ -188,6 +192,7 @@ def _issue_13_run(tiny_mnist, tmp_path, *extra):
 
 def test_a_run_folder_resumes_with_that_runs_own_config_by_the_printed_command(tiny_mnist, tmp_path, monkeypatch):
     runs = tmp_path / "outputs" / "mnist" / "runs"
+    first = runs / "first run é"  # a space and a non-ASCII letter: the printed command must quote both for Hydra
     monkeypatch.setattr(
         sys,
         "argv",
@@ -195,29 +200,29 @@ def test_a_run_folder_resumes_with_that_runs_own_config_by_the_printed_command(t
             tiny_mnist,
             tmp_path,
             "trainer.max_epochs=2",
-            f"hydra.run.dir={runs / 'first'}",
+            quoted_override("hydra.run.dir", str(first)),
             interrupt(1, 5, signal.SIGTERM),
         ),
     )
     with pytest.raises(SystemExit) as stopped:
         cli()
     assert stopped.value.code == 143
-    (hint,) = re.findall(r"Resume with: (.+)", (runs / "first" / "train.log").read_text())
-    assert hint == f"python train.py ckpt_path={runs / 'first'}"
-    before = digest(runs / "first")
+    (hint,) = re.findall(r"Resume with: (.+)", (first / "train.log").read_text())
+    assert hint == f"{interpreter()} train.py \"ckpt_path='{first}'\""
+    before = digest(first)
 
-    monkeypatch.setattr(
-        sys, "argv", ["train.py", *shlex.split(hint)[2:]]
-    )  # the printed command, run as train.py runs it
+    words = shlex.split(hint)
+    assert words[:2] == [interpreter(), "train.py"]
+    monkeypatch.setattr(sys, "argv", words[1:])  # the printed command, run as train.py runs it
     cli()
-    (resumed,) = [folder for folder in runs.iterdir() if folder.name != "first"]
+    (resumed,) = [folder for folder in runs.iterdir() if folder != first]
     cfg = OmegaConf.load(resumed / ".hydra" / "config.yaml")
     assert (cfg.lr, cfg.data.batch_size, cfg.trainer.max_epochs) == (3e-3, 32, 2)
     assert cfg.scheduler.scheduler._target_ == "torch.optim.lr_scheduler.CosineAnnealingLR"
     record = read_run_record(resumed)
     assert (record["status"], record["epochs"]) == ("completed", 2)
-    assert f"Resuming from {runs / 'first' / 'checkpoints' / 'last.ckpt'}" in (resumed / "train.log").read_text()
-    assert digest(runs / "first") == before
+    assert f"Resuming from {first / 'checkpoints' / 'last.ckpt'}" in (resumed / "train.log").read_text()
+    assert digest(first) == before
 
 
 def test_a_resume_refuses_what_may_not_change_listing_it_and_allows_more_epochs(tiny_mnist, tmp_path, monkeypatch):
@@ -238,7 +243,7 @@ def test_a_resume_refuses_what_may_not_change_listing_it_and_allows_more_epochs(
         r"model.dropout: 0.0 in the run, 0.25 here",
     ) as refused:
         cli()
-    assert f"Resume the run as it was with: python train.py ckpt_path={first}" in str(refused.value)
+    assert f"Resume the run as it was with: {interpreter()} train.py ckpt_path={first}" in str(refused.value)
     assert sorted(runs.iterdir()) == [first]  # refused before Hydra made a folder
 
     monkeypatch.setattr(
@@ -364,3 +369,13 @@ def test_a_checkpoint_at_any_step_resumes_the_epochs_training_metrics_bit_for_bi
         resumed.train_metrics.update()
         assert resumed.train_metrics.loss.compute().item() == expected.item(), f"checkpoint after step {cut}"
         assert resumed.train_metrics.values.compute() == uninterrupted.train_metrics.values.compute()
+
+
+@pytest.mark.parametrize("make_command", [resume_command, sweep_resume_command])
+@pytest.mark.parametrize("name", ["my runs", "réseau", "a b é", "it's $HOME", "plain"])
+def test_a_printed_resume_command_gives_back_its_folder_through_the_shell_and_hydra(tmp_path, make_command, name):
+    folder = tmp_path / name
+    words = shlex.split(make_command(folder))
+    assert words[0] == interpreter() and words[1] == "train.py"
+    (override,) = OverridesParser.create().parse_overrides([w for w in words if "=" in w])
+    assert override.value() == str(folder.resolve())

@@ -21,6 +21,7 @@ from mlplab.config.location import PROJECT_ROOT
 from mlplab.run.record import read_run_record
 from mlplab.sweeps.resume import SweepMismatchError
 from mlplab.utils.locks import LOCK_NAME
+from mlplab.utils.shell import interpreter
 from tests.conftest import tiny_overrides
 from tests.helpers.runs import (
     assert_same_history,
@@ -95,7 +96,7 @@ def test_a_sweep_job_stopped_by_sigterm_prints_the_command_that_resumes_its_swee
         run_cli_in_process(monkeypatch, *sweep_args(tiny_mnist, sweep, "lr=1e-3,1e-2", action="sigterm"))
     assert stopped.value.code == 143
     (hint,) = re.findall(r"Resume with: (.+)", (sweep / "0" / "train.log").read_text())
-    assert hint == f"python train.py -m sweep_resume={sweep}"
+    assert hint == f"{interpreter()} train.py -m sweep_resume={sweep}"
     assert read_run_record(sweep / "0")["status"] == "interrupted" and not (sweep / "1").exists()
 
     monkeypatch.delenv("ACT_ON_JOB")

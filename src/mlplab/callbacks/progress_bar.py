@@ -56,7 +56,9 @@ class ProgressBar(TQDMProgressBar):
     # this callback's: the line of an epoch is written when the next one starts, or training ends.
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_start(trainer, pl_module)
-        if self.epoch_lines:
+        if not self.epoch_lines:
+            self.train_progress_bar.set_description(epoch_name(trainer, trainer.current_epoch))
+        else:
             self._log_finished_epoch(trainer)
             self._epoch_start = time.perf_counter()
 
@@ -78,8 +80,15 @@ class ProgressBar(TQDMProgressBar):
         log.info("%s", epoch_line(trainer, epoch, seconds, self.loss_key))
 
 
+def epoch_name(trainer: L.Trainer, epoch: int) -> str:
+    """`Epoch 2/4`: Lightning's 0-based epoch, as in the checkpoint names (best-epoch002.ckpt), over the last epoch's
+    number (as Lightning's rich progress bar writes it)."""
+    last = f"/{trainer.max_epochs - 1}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
+    return f"Epoch {epoch}{last}"
+
+
 def epoch_line(trainer: L.Trainer, epoch: int, seconds: float, loss_key: str = "train/loss") -> str:
-    """`Epoch 2/5: train/loss 0.1234, train/acc 0.9612, val/loss 0.1102, val/acc 0.9671 (2.4 s)`."""
+    """`Epoch 2/4: train/loss 0.1234, train/acc 0.9612, val/loss 0.1102, val/acc 0.9671 (2.4 s)` (see epoch_name)."""
     metrics = dict(trainer.callback_metrics)
     if f"{loss_key}_epoch" in metrics:  # the epoch's mean, not the last logged step
         metrics[loss_key] = metrics.pop(f"{loss_key}_epoch")
@@ -88,8 +97,7 @@ def epoch_line(trainer: L.Trainer, epoch: int, seconds: float, loss_key: str = "
         for name, value in sorted(metrics.items(), key=_train_then_val)
         if name.split("/")[0] in ("train", "val") and name.count("/") == 1
     )
-    total = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
-    return f"Epoch {epoch + 1}{total}: {shown} ({seconds:.1f} s)"
+    return f"{epoch_name(trainer, epoch)}: {shown} ({seconds:.1f} s)"
 
 
 def _number(value: float) -> str:

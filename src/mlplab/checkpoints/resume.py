@@ -9,7 +9,6 @@ The new run's `.hydra/overrides.yaml` then holds the whole run, so resuming it a
 
 from __future__ import annotations
 
-import shlex
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ from mlplab.checkpoints.same_run import check_same_run
 from mlplab.config.compose import compose_run_config
 from mlplab.utils.hydra_runtime import in_sweep
 from mlplab.utils.overrides import hydra_value
+from mlplab.utils.shell import command
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
 
@@ -34,12 +34,12 @@ def _is_override(argument: str) -> bool:
 
 def resume_command(run_folder: str | Path) -> str:
     """The shell command that resumes the single run in `run_folder` exactly as it was."""
-    return f"python train.py {shlex.quote('ckpt_path=' + hydra_value(str(Path(run_folder).resolve())))}"
+    return command("train.py", "ckpt_path=" + hydra_value(str(Path(run_folder).resolve())))
 
 
 def sweep_resume_command(sweep_dir: str | Path) -> str:
     """The shell command that resumes the sweep in `sweep_dir`: its own overrides, its jobs in their folders."""
-    return f"python train.py -m {shlex.quote('sweep_resume=' + hydra_value(str(Path(sweep_dir).resolve())))}"
+    return command("train.py", "-m", "sweep_resume=" + hydra_value(str(Path(sweep_dir).resolve())))
 
 
 def resume_hint(run_folder: str | Path) -> str:

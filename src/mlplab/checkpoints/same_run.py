@@ -13,6 +13,8 @@ from mlplab.checkpoints.find import resolve_ckpt_path, run_folder_of
 from mlplab.checkpoints.io import CheckpointError, load_checkpoint
 from mlplab.utils.hydra_runtime import in_sweep
 from mlplab.utils.locks import holds
+from mlplab.utils.overrides import hydra_value
+from mlplab.utils.shell import command
 
 # What a resume may change: how long it trains, and what doesn't change the run's maths (where outputs go, how it
 # is logged, shown and drawn, CPU threads, the baselines fitted after training). Anything else is the run's, and
@@ -84,7 +86,9 @@ def check_same_run(checkpoint: dict[str, Any], cfg: DictConfig, ckpt_path: str |
             f"ckpt_path={str(ckpt_path)!r} was trained with another config; a resume may change only "
             f"{', '.join(CHANGEABLE_ON_RESUME)} (not {', '.join(FIXED_ON_RESUME)}). Different here:\n  "
             + "\n  ".join(differences)
-            + f"\nResume the run as it was with: python train.py ckpt_path={run_folder_of(ckpt_path)} "
+            + "\nResume the run as it was with: "
+            + command("train.py", "ckpt_path=" + hydra_value(str(run_folder_of(ckpt_path))))
+            + " "
             "(from a run folder, train.py takes that run's overrides), or start a new run without ckpt_path."
         )
 

@@ -17,7 +17,8 @@ def quoted(value: str) -> str:
 
 def hydra_value(value: str) -> str:
     """`value` as an override value that Hydra reads back as itself: as it is when plain, else quoted."""
-    return value if re.fullmatch(r"[\w./+@:-]+", value) else quoted(value)
+    # ASCII only: Hydra's grammar reads an unquoted é as an error, though Python's \w matches it
+    return value if re.fullmatch(r"[\w./+@:-]+", value, flags=re.ASCII) else quoted(value)
 
 
 def quoted_override(key: str, value: str) -> str:
