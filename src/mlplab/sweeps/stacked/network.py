@@ -57,6 +57,10 @@ class StackedMLP(nn.Module):
                     h = F.dropout(h, self.dropout, self.training)
         return h
 
+    def member_shapes(self) -> list[torch.Size]:
+        """A member's own shape of each stacked parameter, in `parameters()` order (its weights, then its biases)."""
+        return [w.shape[1:] for w in self.weights] + [b.shape[2:] for b in self.biases]
+
     def member_state(self, i: int) -> dict[str, torch.Tensor]:
         """Member i's weights as its MLP's state_dict (`layers.<k>.weight`, `layers.<k>.bias`), detached copies."""
         state = {}
