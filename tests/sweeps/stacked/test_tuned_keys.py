@@ -17,6 +17,8 @@ CASES = {
     "sgd weight_decay": ["optimizer=sgd", "lr=0.05", "optimizer.weight_decay=0,0.1"],
     "sgd momentum": ["optimizer=sgd", "lr=0.05", "optimizer.momentum=0,0.9"],
     "sgd nesterov": ["optimizer=sgd", "lr=0.05", "optimizer.momentum=0.9", "optimizer.nesterov=false,true"],
+    "dropout": ["model.dropout=0,0.3"],  # 0: its MLP has no Dropout layer (its checkpoint's keys say so)
+    "input_dropout": ["model.input_dropout=0.1,0.3", "model.dropout=0.2"],
 }
 FAST = "sgd momentum"  # the representative case every `make test` runs
 

@@ -22,6 +22,8 @@ PER_MEMBER: dict[str, str] = {
     "optimizer.weight_decay": "its own param group: Adam's and SGD's L2, AdamW's decoupled decay",
     "optimizer.momentum": "its own param group: SGD's (and RMSprop's) momentum buffer",
     "optimizer.nesterov": "its own param group",
+    "model.dropout": "its own probability; on the CPU its single run's masks",
+    "model.input_dropout": "its own probability; on the CPU its single run's masks",
 }
 
 # ---- lightning.Trainer

@@ -32,6 +32,17 @@ def stack_device(accelerator: str) -> torch.device:
     return torch.device("cpu")
 
 
+def member_generator(member: Member, device: torch.device) -> torch.Generator:
+    """The generator of the member's random draws (dropout masks) in the stack: on the CPU, its single run's generator
+    where its fit starts; on a GPU, its single run's seeded CUDA generator (whose fused dropout draws differently)."""
+    generator = torch.Generator(device=device)
+    if device.type == "cpu" and member.rng_state is not None:
+        generator.set_state(member.rng_state)
+    else:
+        generator.manual_seed(int(member.cfg.seed))
+    return generator
+
+
 def max_epochs_of(trainer: Any) -> int | None:
     """The epochs a single run's Trainer trains: `trainer.max_epochs`, 1000 when null (Lightning's default without
     max_steps), None for -1 (no limit: until every member stops early or diverges)."""
@@ -71,6 +82,7 @@ class StackTrainer:
         self.check_every = int(divergence.check_every_n_steps) if divergence else 0
         self.clip_value = cfg.trainer.get("gradient_clip_val")  # grouping lets only clipping by value through
         self.network = StackedMLP([m.module.network for m in self.members]).to(self.device)
+        self.network.generators = [member_generator(m, self.device) for m in self.members]
         self.loss = torch.vmap(self.datamodule.task.loss)  # each member's loss on its own batch: (N,)
         self.optimizer = StackedOptimizer(
             self.network.parameters(), self.members[0].module.optimizer_factory, self.network.member_shapes()
