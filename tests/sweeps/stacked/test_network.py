@@ -51,7 +51,7 @@ def test_members_of_different_shapes_are_refused():
 def test_input_and_hidden_dropout_stack_and_are_off_in_eval():
     networks = members([1, 2], input_dropout=0.2, dropout=0.4)
     stacked = StackedMLP(networks)
-    assert (stacked.input_dropout, stacked.dropout) == (0.2, 0.4)
+    assert (stacked.input_dropouts, stacked.dropouts) == ([0.2, 0.2], [0.4, 0.4])
     x = torch.randn(2, 8, 784)
     stacked.eval()
     for i, network in enumerate(networks):
@@ -59,4 +59,18 @@ def test_input_and_hidden_dropout_stack_and_are_off_in_eval():
     stacked.train()
     assert not torch.equal(stacked(x), stacked(x))  # dropout draws anew in training
     only_input = StackedMLP(members([1], input_dropout=0.3))
-    assert (only_input.input_dropout, only_input.dropout) == (0.3, 0.0)
+    assert (only_input.input_dropouts, only_input.dropouts) == ([0.3], [0.0])
+
+
+def test_each_member_drops_with_its_own_probability_the_units_its_single_run_drops():
+    networks = members([1, 2, 3], input_dropout=0.1, dropout=0.3)
+    networks[1] = members([2], dropout=0.5)[0]  # no input dropout, another hidden rate: its layer names differ
+    stacked = StackedMLP(networks)
+    assert stacked.member_state(1).keys() == networks[1].state_dict().keys()
+    x = torch.randn(3, 8, 784)
+    states = [torch.Generator().manual_seed(10 + i).get_state() for i in range(3)]
+    stacked.generators = [torch.Generator().set_state(state) for state in states]
+    out = stacked.train()(x)
+    for i, network in enumerate(networks):
+        torch.set_rng_state(states[i])  # the single run draws from torch's generator, here where the member's starts
+        torch.testing.assert_close(out[i], network.train()(x[i]), rtol=1e-5, atol=1e-6)

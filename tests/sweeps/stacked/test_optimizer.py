@@ -1,4 +1,5 @@
-"""Stepping stacked parameters at lr 1 and scaling each member's step by its own lr is each member's own optimizer."""
+"""The stacked optimizer steps each member with its own settings (lr and schedule, weight decay, momentum) exactly as
+the member's own PyTorch optimizer would."""
 
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ def test_stacked_steps_equal_each_member_stepping_alone(name, scheduler, momentu
     for t in range(steps):
         for p, g in zip(stacked_params, grads[t]):
             p.grad = g.clone()
-        stacked.step([s.lr for s in schedules], settings=schedules[0].settings())
+        stacked.step([s.settings() for s in schedules])
         for s in schedules:
             if s.config:
                 s.config["scheduler"].step()
@@ -93,9 +94,9 @@ def test_a_frozen_member_does_not_move_and_the_others_step_as_before():
 
     def run(frozen):
         p = nn.Parameter(start.clone())
-        optimizer = StackedOptimizer([p], lambda params, lr: torch.optim.Adam(params, lr=lr))
+        optimizer = StackedOptimizer([p], lambda params: torch.optim.Adam(params, lr=1e-2))
         p.grad = grad.clone()
-        optimizer.step([1e-2, 1e-2, 1e-2], frozen=frozen)
+        optimizer.step([{"lr": 1e-2}] * 3, frozen=frozen)
         return p.detach()
 
     stepped = run([False, True, False])
@@ -106,3 +107,58 @@ def test_a_frozen_member_does_not_move_and_the_others_step_as_before():
     alone.grad = grad[0].clone()
     adam.step()
     torch.testing.assert_close(stepped[0], alone.detach(), rtol=1e-5, atol=1e-7)
+
+
+# members of one stack with their own weight decay, momentum and Nesterov flag (each a job of a grid over them)
+OWN_SETTINGS = {
+    "sgd": [
+        ["optimizer.weight_decay=0", "optimizer.momentum=0"],
+        ["optimizer.weight_decay=0.05", "optimizer.momentum=0.9"],
+        ["optimizer.weight_decay=0.01", "optimizer.momentum=0.5", "optimizer.nesterov=true"],
+    ],
+    "adam": [[f"optimizer.weight_decay={wd}"] for wd in (0.0, 0.1, 0.01)],
+    "adamw": [[f"optimizer.weight_decay={wd}"] for wd in (0.0, 0.1, 0.5)],
+    "rmsprop": [
+        [f"optimizer.weight_decay={wd}", f"optimizer.momentum={m}"] for wd, m in ((0, 0), (0.1, 0.9), (0.01, 0.5))
+    ],
+}
+
+
+@pytest.mark.parametrize("name", sorted(OWN_SETTINGS))
+def test_members_with_their_own_weight_decay_and_momentum_step_as_each_alone(name, compose_config):
+    steps = 4
+    factories = [
+        instantiate(compose_config(f"optimizer={name}", "lr=0.05", *own).optimizer) for own in OWN_SETTINGS[name]
+    ]
+    members = len(factories)
+    generator = torch.Generator().manual_seed(0)
+    start = [torch.randn(members, 5, 4, generator=generator), torch.randn(members, 1, 4, generator=generator)]
+    grads = [[torch.randn_like(p) for p in start] for _ in range(steps)]
+
+    alone = []
+    for i, factory in enumerate(factories):
+        params = [nn.Parameter(start[0][i].clone()), nn.Parameter(start[1][i, 0].clone())]
+        optimizer = factory(params)
+        for t in range(steps):
+            params[0].grad, params[1].grad = grads[t][0][i].clone(), grads[t][1][i, 0].clone()
+            optimizer.step()
+        alone.append((params, optimizer.state_dict()))
+
+    stacked_params = [nn.Parameter(p.clone()) for p in start]
+    stacked = StackedOptimizer(stacked_params, factories[0], shapes=[torch.Size([5, 4]), torch.Size([4])])
+    schedules = [MemberSchedule(factory, None) for factory in factories]
+    for t in range(steps):
+        for p, g in zip(stacked_params, grads[t]):
+            p.grad = g.clone()
+        stacked.step([s.settings() for s in schedules])
+
+    for i, (params, state) in enumerate(alone):
+        torch.testing.assert_close(stacked_params[0][i].detach(), params[0].detach(), rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(stacked_params[1][i, 0].detach(), params[1].detach(), rtol=1e-6, atol=1e-7)
+        # its state (momentum buffers, moments) as its own optimizer keeps it, none where it keeps none
+        own = stacked.member_state(i, [0, 1])
+        assert own.keys() == state["state"].keys()
+        for k, values in state["state"].items():
+            assert own[k].keys() == values.keys()
+            for key, value in values.items():
+                torch.testing.assert_close(own[k][key], value, rtol=1e-6, atol=1e-7)

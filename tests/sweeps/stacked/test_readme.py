@@ -16,6 +16,8 @@ def test_the_readme_names_every_setting_the_stack_honours_and_every_one_that_run
     section = _section()
     stacks = section[section.index("**What stacks**") : section.index("**What runs alone**")]
     alone = section[section.index("**What runs alone**") : section.index("**One member's trouble")]
+    for key in support.PER_MEMBER:
+        assert f"`{key}`" in stacks, key
     for key in support.TRAINER_HONOURED:
         assert f"`{key}`" in stacks, key
     for key in support.TRAINER_AT_DEFAULT:

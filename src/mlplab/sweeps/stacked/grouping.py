@@ -10,13 +10,14 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from mlplab.sweeps.jobs import checked_max_members
-from mlplab.sweeps.stacked.support import unsupported_setting
+from mlplab.sweeps.stacked.support import PER_MEMBER, unsupported_setting
 
-# Keys whose values may differ inside a stack: each member keeps its own (seed: initial weights and data order,
-# lr: its own learning rate and schedule). Everything else must be equal in the members' unresolved configs.
-STACKABLE_KEYS = ("lr", "seed", "data.seed", "optimizer.lr")
+# Keys whose values may differ inside a stack: each member keeps its own (support.PER_MEMBER says how). Everything
+# else must be equal in the members' unresolved configs.
+STACKABLE_KEYS = tuple(PER_MEMBER)
 STACKABLE_NETWORK = "mlplab.models.mlp.MLP"
-# PyTorch optimizers whose update is linear in lr with a state that does not depend on it (mlplab.sweeps.stacked.optimizer)
+# PyTorch optimizers mlplab configures (conf/optimizer/): each member is a param group of its own
+# (mlplab.sweeps.stacked.optimizer)
 STACKABLE_OPTIMIZERS = ("torch.optim.SGD", "torch.optim.Adam", "torch.optim.AdamW", "torch.optim.RMSprop")
 
 
@@ -85,7 +86,7 @@ def group_jobs(cfgs: Sequence[DictConfig], max_members: int, run_alone: Sequence
         stack.jobs.append(i)
     for stack in stacks:
         if stack.alone is None and len(stack.jobs) == 1:
-            stack.alone = "no other job of this batch shares its config up to lr and seed"
+            stack.alone = "no other job of this batch shares its config up to the keys a stack varies"
     return stacks
 
 

@@ -78,6 +78,8 @@ class Member:
     trainer: MemberTrainer | None = None  # what its callbacks see of its trainer (Lightning's own code decides)
     saving: tuple[int, dict[str, Any] | None] = (0, None)  # the epoch and training state a save writes now
     weights: list[tuple[int, torch.Tensor]] = field(default_factory=list)  # (epoch, first-layer weights) to draw
+    # torch's CPU generator state once it was built (seeded, initialised): where its single run's random draws start
+    rng_state: torch.Tensor | None = None
 
     @property
     def frozen(self) -> bool:
@@ -121,10 +123,12 @@ def start_member(job_cfg: DictConfig, num: int, shared: TensorDataModule | None)
     cfg = OmegaConf.create(OmegaConf.to_container(task_cfg, resolve=True))
     # validated, seeded with the member's seed: its initial weights are exactly its single run's
     datamodule, module = build_data_and_module(cfg, shared)
+    rng_state = torch.get_rng_state()
     callbacks = build_callbacks(cfg)
     checkpoint = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
     early_stopping = next((c for c in callbacks if isinstance(c, EarlyStopping)), None)
     member = Member(num, job_cfg, cfg, datamodule, module, RunRecorder(cfg), checkpoint, early_stopping)
+    member.rng_state = rng_state
     member.trainer = MemberTrainer(lambda path: _write(member, path, *member.saving))
     return member
 

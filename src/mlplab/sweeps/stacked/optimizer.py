@@ -1,12 +1,11 @@
-"""Each member's own learning rate and schedule on stacked parameters, exactly as PyTorch's optimizer gives them.
+"""Each member's own optimizer settings and schedule on stacked parameters, exactly as PyTorch's optimizer gives them.
 
-The configured optimizer steps the stacked parameters at lr 1; each member's step `p_new - p_old` is then
-scaled by that member's current lr. SGD (with or without momentum, Nesterov), Adam, AdamW (its decoupled
-decay too) and RMSprop, as PyTorch implements them, make updates linear in lr, and their state (moments,
-momentum buffers) does not depend on lr, so this is each member's own update. Each member's current lr comes
-from a shadow optimizer (one dummy parameter, the member's own optimizer config) with the member's own
-scheduler attached, stepped when Lightning would step the real one: any scheduler works, ReduceLROnPlateau
-with the member's own monitored metric.
+The configured PyTorch optimizer holds one parameter group per member, whose parameters are views of the member's
+slices of the stacked parameters (sharing their storage): PyTorch's own step updates each member with its own
+hyperparameters (lr, weight_decay, momentum, nesterov, betas, ...) and keeps its state (moments, momentum buffers,
+step counts) as the member's single run keeps it. Each member's current settings come from a shadow optimizer (one
+dummy parameter, the member's own optimizer config) with the member's own scheduler attached, stepped when
+Lightning would step the real one: any scheduler works, ReduceLROnPlateau with the member's own monitored metric.
 """
 
 from __future__ import annotations
@@ -18,12 +17,10 @@ import torch
 from torch import nn
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
-# optimizer settings a scheduler may change besides lr (OneCycleLR cycles momentum / Adam's beta1)
-SCHEDULED_SETTINGS = ("momentum", "betas")
 
 
 class MemberSchedule:
-    """One member's learning rate: a shadow optimizer with the member's optimizer settings and scheduler."""
+    """One member's optimizer settings over time: a shadow optimizer with the member's optimizer config and scheduler."""
 
     def __init__(self, factory: OptimizerFactory, make_scheduler: Callable[[torch.optim.Optimizer], Any] | None):
         self.shadow = factory([nn.Parameter(torch.zeros(1))])
@@ -37,8 +34,9 @@ class MemberSchedule:
         return float(self.shadow.param_groups[0]["lr"])
 
     def settings(self) -> dict[str, Any]:
-        group = self.shadow.param_groups[0]
-        return {key: group[key] for key in SCHEDULED_SETTINGS if key in group}
+        """The member's param group now, without its parameters: its own lr, weight_decay, momentum, betas, ...,
+        as its scheduler has set them (OneCycleLR cycles momentum or Adam's beta1 too)."""
+        return {key: value for key, value in self.shadow.param_groups[0].items() if key != "params"}
 
     def step(self, interval: str, step_count: int, metrics: Mapping[str, float] | None = None) -> None:
         """Step the scheduler as Lightning would at the end of a step (`interval="step"`) or an epoch; `step_count`
@@ -58,41 +56,46 @@ class MemberSchedule:
 
 
 class StackedOptimizer:
-    """Steps stacked parameters (first dimension: the member) with `factory`, each member at its own lr."""
+    """Steps stacked parameters (first dimension: the member) with `factory`'s optimizer, each member as one param
+    group of its own. `shapes[k]`: a member's own shape of stacked parameter k (default: the slice's shape), so that
+    its optimizer state has its single run's shapes (a bias kept as `(N, 1, out)` is `(out,)` in the MLP)."""
 
-    def __init__(self, params: Iterable[nn.Parameter], factory: OptimizerFactory) -> None:
+    def __init__(
+        self, params: Iterable[nn.Parameter], factory: OptimizerFactory, shapes: Sequence[torch.Size] | None = None
+    ) -> None:
         self.params = list(params)
-        self.optimizer = factory(self.params, lr=1.0)
+        members = self.params[0].shape[0]
+        shapes = shapes or [p.shape[1:] for p in self.params]
+        # views sharing the stacked storage: PyTorch's in-place step on them is the step of the stacked weights
+        self.views = [
+            [nn.Parameter(p.detach()[i].view(shape)) for p, shape in zip(self.params, shapes)] for i in range(members)
+        ]
+        self.optimizer = factory([{"params": views} for views in self.views])
 
     def zero_grad(self) -> None:
-        self.optimizer.zero_grad(set_to_none=True)
+        for param in self.params:
+            param.grad = None
+        for views in self.views:
+            for view in views:
+                view.grad = None
 
-    def step(
-        self, lrs: Sequence[float], frozen: Sequence[bool] = (), settings: Mapping[str, Any] | None = None
-    ) -> None:
-        """One step: member i moves by its lr-1 step times `lrs[i]`; a frozen member (diverged) does not move.
-
-        `settings`: scheduled optimizer settings (momentum, betas) that every member shares, set before the step.
-        """
-        for group in self.optimizer.param_groups:
-            group.update(settings or {})
-        if not any(frozen) and len(set(lrs)) == 1:
-            # every member at the same lr: PyTorch's own step, no scaling (exactly the single run's arithmetic)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lrs[0]
-            self.optimizer.step()
-            return
-        for group in self.optimizer.param_groups:
-            group["lr"] = 1.0
-        device, dtype = self.params[0].device, self.params[0].dtype
-        weights = torch.tensor(list(lrs), dtype=dtype, device=device)
-        stopped = [i for i, f in enumerate(frozen) if f]
-        before = [p.detach().clone() for p in self.params]
+    def step(self, settings: Sequence[Mapping[str, Any]], frozen: Sequence[bool] = ()) -> None:
+        """One step: member i with its own hyperparameters `settings[i]` (lr, weight_decay, momentum, ...: its
+        schedule's `settings()`); a frozen member (diverged, stopped early) neither moves nor changes its state."""
+        for i, (group, views) in enumerate(zip(self.optimizer.param_groups, self.views)):
+            group.update(settings[i])
+            stopped = i < len(frozen) and frozen[i]
+            for param, view in zip(self.params, views):
+                # PyTorch skips a parameter without a gradient, as a single run's optimizer would
+                view.grad = None if stopped or param.grad is None else param.grad[i].reshape(view.shape)
         self.optimizer.step()
-        with torch.no_grad():
-            for param, old in zip(self.params, before):
-                # old + lr * (p_lr1 - old): the member's own step
-                # in place: the stacked weights and states outgrow the CPU's caches, so each pass over them counts
-                torch.lerp(old, param, weights.view(-1, *[1] * (param.dim() - 1)), out=param)
-                if stopped:  # its step may be NaN: put its old values back, not old + 0 * NaN
-                    param[stopped] = old[stopped]
+
+    def member_state(self, i: int, order: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """Member i's optimizer state in its single run's parameter order (`order[k]`: the stacked parameter holding
+        its k-th parameter), detached copies; a parameter without state (SGD without momentum) has no entry."""
+        state = {}
+        for k, index in enumerate(order):
+            saved = self.optimizer.state.get(self.views[i][index], {})
+            if saved:
+                state[k] = {name: v.clone() if torch.is_tensor(v) else v for name, v in saved.items()}
+        return state

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import torch
-
 
 def _progress(total: int, current: int, *, completed_lag: int = 0, fields: Sequence[str] = ()) -> dict[str, Any]:
     """A Lightning progress record: every field `total` / `current`, `completed` lagging by `completed_lag`."""
@@ -84,29 +82,9 @@ def loops_state(
     }
 
 
-def member_optimizer_state(
-    optimizer: torch.optim.Optimizer,
-    stacked_params: Sequence[torch.nn.Parameter],
-    member_params: Sequence[torch.Tensor],
-    order: Sequence[int],
-    member: int,
-    param_group: dict[str, Any],
-) -> dict[str, Any]:
-    """Member `member`'s optimizer state_dict as its single run's optimizer would have it: the slices of the stacked
-    parameters' state (moments, momentum buffers) and shared counters (Adam's step), in the single run's
-    parameter order (`order[k]`: the stacked parameter holding the member's k-th parameter); its param group
-    (its own lr and scheduled settings) is `param_group` (its shadow optimizer's), without the params."""
-    state: dict[int, dict[str, Any]] = {}
-    for k, index in enumerate(order):
-        stacked, shape = stacked_params[index], member_params[k].shape
-        saved = optimizer.state.get(stacked, {})
-        if not saved:  # an optimizer without state (SGD without momentum) keeps no entry, as in a single run
-            continue
-        state[k] = {
-            name: value[member].reshape(shape).clone()
-            if torch.is_tensor(value) and value.shape == stacked.shape
-            else (value.clone() if torch.is_tensor(value) else value)
-            for name, value in saved.items()
-        }
+def member_optimizer_state(state: dict[int, dict[str, Any]], count: int, param_group: dict[str, Any]) -> dict[str, Any]:
+    """A member's optimizer state_dict as its single run's optimizer would have it: `state` (its moments, momentum
+    buffers and step counts by its own parameter index, mlplab.sweeps.stacked.optimizer), its `count` parameters in
+    one param group `param_group` (its shadow optimizer's: its own lr and scheduled settings), without the params."""
     group = {key: value for key, value in param_group.items() if key != "params"}
-    return {"state": state, "param_groups": [{**group, "params": list(range(len(order)))}]}
+    return {"state": state, "param_groups": [{**group, "params": list(range(count))}]}

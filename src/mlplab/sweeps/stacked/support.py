@@ -11,6 +11,21 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+# ---- the run's own keys that may differ between the members of one stack, each member with its own value and its
+# single run's maths (the README's "What stacks" names these; grouping.py stacks jobs equal up to them)
+
+PER_MEMBER: dict[str, str] = {
+    "lr": "its own learning rate, and its own copy of the scheduler",
+    "seed": "its initial weights, data order and random draws",
+    "data.seed": "its data order",
+    "optimizer.lr": "its own learning rate",
+    "optimizer.weight_decay": "its own param group: Adam's and SGD's L2, AdamW's decoupled decay",
+    "optimizer.momentum": "its own param group: SGD's (and RMSprop's) momentum buffer",
+    "optimizer.nesterov": "its own param group",
+    "model.dropout": "its own probability; on the CPU its single run's masks",
+    "model.input_dropout": "its own probability; on the CPU its single run's masks",
+}
+
 # ---- lightning.Trainer
 
 # each with what the stack does with it (the README's "What stacks" names these)

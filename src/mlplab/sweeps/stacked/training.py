@@ -32,6 +32,17 @@ def stack_device(accelerator: str) -> torch.device:
     return torch.device("cpu")
 
 
+def member_generator(member: Member, device: torch.device) -> torch.Generator:
+    """The generator of the member's random draws (dropout masks) in the stack: on the CPU, its single run's generator
+    where its fit starts; on a GPU, its single run's seeded CUDA generator (whose fused dropout draws differently)."""
+    generator = torch.Generator(device=device)
+    if device.type == "cpu" and member.rng_state is not None:
+        generator.set_state(member.rng_state)
+    else:
+        generator.manual_seed(int(member.cfg.seed))
+    return generator
+
+
 def max_epochs_of(trainer: Any) -> int | None:
     """The epochs a single run's Trainer trains: `trainer.max_epochs`, 1000 when null (Lightning's default without
     max_steps), None for -1 (no limit: until every member stops early or diverges)."""
@@ -51,7 +62,7 @@ def _epoch_values(metrics: StageMetrics) -> dict[str, float]:
 
 
 class StackTrainer:
-    """Trains `members` (equal configs up to lr and seed) for `trainer.max_epochs` epochs as one StackedMLP."""
+    """Trains `members` (equal configs up to support.PER_MEMBER's keys) for `trainer.max_epochs` epochs as one StackedMLP."""
 
     def __init__(self, members: Sequence[Member]) -> None:
         self.members = list(members)
@@ -71,8 +82,11 @@ class StackTrainer:
         self.check_every = int(divergence.check_every_n_steps) if divergence else 0
         self.clip_value = cfg.trainer.get("gradient_clip_val")  # grouping lets only clipping by value through
         self.network = StackedMLP([m.module.network for m in self.members]).to(self.device)
+        self.network.generators = [member_generator(m, self.device) for m in self.members]
         self.loss = torch.vmap(self.datamodule.task.loss)  # each member's loss on its own batch: (N,)
-        self.optimizer = StackedOptimizer(self.network.parameters(), self.members[0].module.optimizer_factory)
+        self.optimizer = StackedOptimizer(
+            self.network.parameters(), self.members[0].module.optimizer_factory, self.network.member_shapes()
+        )
         steps_per_epoch = self.steps_per_epoch = -(-len(self.x) // self.batch_size)
         self.val_batches = -(-len(self.x_val) // self.eval_batch_size)
         # the single run's parameter order (layers.k.weight, layers.k.bias, ...) in the stacked parameters
@@ -151,7 +165,7 @@ class StackTrainer:
             if self.clip_value:
                 nn.utils.clip_grad_value_(self.network.parameters(), float(self.clip_value))
             lrs = [s.lr for s in self.schedules]
-            self.optimizer.step(lrs, self.frozen, settings=self.schedules[0].settings())
+            self.optimizer.step([s.settings() for s in self.schedules], self.frozen)
             frozen = self.frozen
             for i, member in enumerate(self.members):
                 if not frozen[i]:
@@ -195,18 +209,12 @@ class StackTrainer:
 
     def training_state(self, i: int, epoch_done: bool) -> dict[str, Any]:
         """Member i's optimizer, scheduler and loop state, as its single run's checkpoint would hold them now."""
-        member, schedule = self.members[i], self.schedules[i]
+        schedule = self.schedules[i]
         interval = schedule.config.get("interval", "epoch") if schedule.config else None
         loops = loops_state(self.epoch, self.epoch_steps, self.steps_per_epoch, self.val_batches, interval, epoch_done)
         loops["fit_loop"]["state_dict"] = {"combined_loader": [{"epoch": self.epoch, "served": self.epoch_steps}]}
-        params = list(self.network.parameters())
         optimizer_state = member_optimizer_state(
-            self.optimizer.optimizer,
-            params,
-            list(member.module.network.parameters()),
-            self.param_order,
-            i,
-            schedule.shadow.param_groups[0],
+            self.optimizer.member_state(i, self.param_order), len(self.param_order), schedule.shadow.param_groups[0]
         )
         return {
             "loops": loops,
