@@ -7,7 +7,10 @@ from typing import Any
 from mlplab.config.location import CONFIG_DIR
 
 # keys whose value is free-form by design: any wrong value is a right one
-FREE_FORM = ("logger.wandb.config.",)  # extra W&B run config: any mapping
+FREE_FORM = (
+    "logger.wandb.config.",  # extra W&B run config: any mapping
+    "logger.wandb.settings.",  # wandb.Settings: W&B checks its own keys and types when the run starts
+)
 
 
 def group_options(config_name: str) -> list[list[str]]:

@@ -92,6 +92,7 @@ def test_a_search_with_two_objectives_reports_its_pareto_front(tiny_mnist, tmp_p
             "hydra.sweeper.n_jobs=2",
             "hydra.sweeper.directions=[maximize,minimize]",
             "optimized_metric=[val/acc,val/loss]",
+            "hydra.sweeper.pruner=null",  # Optuna prunes single-objective studies only
             "trainer.limit_train_batches=3",  # undertrained: the trials differ
             epochs=1,
         ),
