@@ -56,6 +56,7 @@ def housing_overrides(data_dir: Path, mirror: Path, file_md5: str) -> list[str]:
         "accelerator=cpu",
         "trainer.enable_progress_bar=false",
         "callbacks.model_summary=null",
+        "scheduler=none",  # a constant lr unless a test asks for a schedule (the default is cosine)
         "trainer.max_epochs=2",
         "trainer.log_every_n_steps=1",
         "baseline_models.random_forest.n_estimators=10",
