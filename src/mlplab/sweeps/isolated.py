@@ -90,7 +90,7 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
         idx, overrides = task
         num = initial_job_idx + idx
         log.warning("Job #%d: %s: %s (its run_record.json says how it ended)", num, type(error).__name__, error)
-        return _returned(launcher, num, overrides, worst=True)
+        return worst_return(launcher, num, overrides)
 
     envs = [{VISIBLE: group} for group in devices[:slots]] if devices else [None] * slots
     return run_in_slots(list(enumerate(job_overrides)), envs, run, lost, failed)
@@ -160,8 +160,8 @@ def run_in_slots(
     return results
 
 
-def _returned(launcher: Any, num: int, overrides: Sequence[str], worst: bool) -> JobReturn:
-    """A COMPLETED JobReturn for job `num`, whose value is the worst objective when `worst` (else None)."""
+def worst_return(launcher: Any, num: int, overrides: Sequence[str]) -> JobReturn:
+    """The JobReturn of a job that ended without a result of its own: COMPLETED, with the worst objective."""
     from mlplab.run.record import objective_direction, worst_value
 
     job_cfg = job_config(launcher, overrides, num)
@@ -173,19 +173,14 @@ def _returned(launcher: Any, num: int, overrides: Sequence[str], worst: bool) ->
         working_dir=str(Path(str(job_cfg.hydra.sweep.dir)) / str(job_cfg.hydra.sweep.subdir)),
     )
     # a number the sweeper takes as the worst trial (a FAILED JobReturn would end a basic sweep, Optuna refuses NaN)
-    ret.return_value = worst_value(objective_direction(job_cfg)) if worst else None
+    ret.return_value = worst_value(objective_direction(job_cfg))
     ret.status = JobStatus.COMPLETED
     return ret
 
 
-def worst_return(launcher: Any, num: int, overrides: Sequence[str]) -> JobReturn:
-    """The JobReturn of a job that ended without a result of its own: the worst objective, which every sweeper takes."""
-    return _returned(launcher, num, overrides, worst=True)
-
-
 def lost_job(launcher: Any, num: int, overrides: Sequence[str], error: BaseException, devices: str | None) -> JobReturn:
     """The JobReturn of a job whose process died (the worst objective), recorded `failed` in its run_record.json."""
-    ret = _returned(launcher, num, overrides, worst=True)
+    ret = worst_return(launcher, num, overrides)
     # loky's message ends "The exit codes of the workers are {SIGKILL(-9)}": the part worth keeping
     codes = re.search(r"exit codes of the workers are (\{.*?\})", str(error))
     reason = f"the job's process died (exit code {codes.group(1) if codes else 'unknown'}; {type(error).__name__})"
