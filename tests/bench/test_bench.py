@@ -146,3 +146,51 @@ def test_a_variant_needs_a_name_and_overrides(variant, capsys):
     with pytest.raises(SystemExit):
         parse_args(["--variant", *variant])
     assert "give a name, then KEY=VALUE overrides" in capsys.readouterr().err
+
+
+def _write_summary(folder: Path, rows: list[str]) -> Path:
+    folder.mkdir(parents=True)
+    header = "job,status,lr,best val/acc,test/acc,epochs,wall_time_s,folder,error,overrides"
+    (folder / "summary.csv").write_text("\n".join([header, *rows]) + "\n")
+    return folder
+
+
+def test_a_sweeps_results_are_read_back_from_its_report_and_a_pruned_trial_is_never_its_best(tmp_path):
+    from mlplab.bench.sweep_results import sweep_results
+
+    folder = _write_summary(
+        tmp_path / "sweep",
+        [
+            "0,completed,0.01,0.95,0.94,5,10,0,,lr=0.01",
+            "1,pruned,10,0.99,0.10,2,4,1,,lr=10",  # its val/acc came first, but it is pruned
+            "2,completed,0.001,0.97,0.96,5,10,2,,lr=0.001",
+            "3,failed,0.1,,,1,1,3,boom,lr=0.1",
+        ],
+    )
+    results = sweep_results(folder)
+    assert results["statuses"] == {"completed": 2, "pruned": 1, "failed": 1}
+    assert results["epochs_trained"] == 13
+    assert (results["best_job"], results["best_monitor"], results["best_test"]) == (2, 0.97, 0.96)
+    assert results["test_by_job"] == {0: 0.94, 1: 0.10, 2: 0.96, 3: None}
+
+
+@pytest.mark.slow
+def test_the_sweep_sections_time_the_tuning_grid_and_a_search_with_and_without_its_pruner(tiny_mnist, tmp_path, capsys):
+    args = [*_tiny_args(*tiny_mnist, tmp_path), "--override", "data.batch_size=16"]  # one-cycle needs a few steps
+    main([*args, "--devices", "cpu", "--skip-epochs", "--tuning-grid", "--search-pruning", "--search-trials", "3"])
+    report = json.loads((tmp_path / "bench.json").read_text())
+    (grid,) = report["tuning_grid"]
+    for launcher in ("parallel", "stacked"):
+        (run,) = grid[launcher]
+        assert run["wall_s"] > 0 and run["statuses"] == {"completed": 4}
+        assert run["epochs_trained"] == 4 * 2  # 4 jobs of 2 epochs
+    assert grid["parallel_over_stacked"] == [grid["parallel"][0]["wall_s"] / grid["stacked"][0]["wall_s"]]
+    # how far the two launchers' test/acc of one job lie apart (1 thread against 2: float sums in another order)
+    assert 0 <= grid["largest_test_acc_difference"][0] <= 1
+    (search,) = report["search_pruning"]
+    for arm in ("pruned", "unpruned"):
+        (run,) = search[arm]
+        assert run["jobs"] == 3 and run["best_job"] is not None
+    assert search["unpruned"][0]["statuses"] == {"completed": 3}  # pruner=null: no trial pruned
+    printed = capsys.readouterr().out
+    assert "parallel / stacked" in printed and "pruned / unpruned, round 1" in printed

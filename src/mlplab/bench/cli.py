@@ -14,9 +14,11 @@ import torch
 from mlplab.bench.epochs import PATHS, measure
 from mlplab.bench.machine import load_average, machine
 from mlplab.bench.ratios import ratios
+from mlplab.bench.searches import search_pruning
 from mlplab.bench.setting import Setting, datamodule
 from mlplab.bench.stacked_sweep import stacked_sweep
 from mlplab.bench.tables import format_table
+from mlplab.bench.tuning_grid import tuning_grid
 from mlplab.bench.whole_process import whole_process
 from mlplab.config.location import PROJECT_ROOT
 from mlplab.run.process import skip_nvml_probe_without_driver
@@ -75,7 +77,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "launcher, whole processes, in --rounds paired rounds",
     )
     parser.add_argument(
-        "--skip-epochs", action="store_true", help="skip the per-epoch paths (with --whole-process or --stacked-sweep)"
+        "--tuning-grid",
+        action="store_true",
+        help="also time the grid that tuned experiment=mnist_mlp (2 epochs, 1 seed) with hydra/launcher=stacked "
+        "against the parallel launcher (2 workers, 1 thread each), whole processes, in --rounds paired rounds",
+    )
+    parser.add_argument(
+        "--search-pruning",
+        action="store_true",
+        help="also time the shipped MNIST search (hparams_search=mnist_optuna, --search-trials trials) with its "
+        "pruner against hydra.sweeper.pruner=null, whole processes, in --rounds paired rounds",
+    )
+    parser.add_argument("--search-trials", type=int, default=24, help="trials of each --search-pruning search")
+    parser.add_argument(
+        "--skip-epochs",
+        action="store_true",
+        help="skip the per-epoch paths (with --whole-process, --stacked-sweep, --tuning-grid or --search-pruning)",
     )
     parser.add_argument(
         "--json", type=Path, default=None, help="where to write the report; unset: outputs/bench/<time>.json"
@@ -139,6 +156,20 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         )
         for device in (args.devices if args.stacked_sweep else [])
     ]
+    grids = (
+        [tuning_grid(data_dir, rounds=args.rounds, val_size=args.val_size, overrides=args.override)]
+        if args.tuning_grid
+        else []
+    )
+    searches = (
+        [
+            search_pruning(
+                data_dir, trials=args.search_trials, rounds=args.rounds, val_size=args.val_size, overrides=args.override
+            )
+        ]
+        if args.search_pruning
+        else []
+    )
     report = {
         "machine": machine(),
         "load_average_start": load_start,
@@ -148,6 +179,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "ratios": ratios(summaries),
         "whole_process": whole,
         "stacked_sweep": stacked,
+        "tuning_grid": grids,
+        "search_pruning": searches,
     }
     report["settings"]["data_dir"] = str(data_dir)
     json_path = args.json or PROJECT_ROOT / "outputs" / "bench" / f"{time.strftime('%Y-%m-%d_%H-%M-%S')}.json"

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from mlplab.bench.searches import search_pruning_table
 from mlplab.bench.stacked_sweep import stacked_sweep_table
+from mlplab.bench.tuning_grid import tuning_grid_table
 from mlplab.bench.whole_process import whole_process_table
 
 RATIO_COLUMNS = {
@@ -83,4 +85,6 @@ def format_table(report: dict[str, Any]) -> str:
         )
     tables.extend(whole_process_table(w) for w in report["whole_process"])
     tables.extend(stacked_sweep_table(s) for s in report.get("stacked_sweep", []))
+    tables.extend(tuning_grid_table(g) for g in report.get("tuning_grid", []))
+    tables.extend(search_pruning_table(s) for s in report.get("search_pruning", []))
     return "\n\n".join("\n".join(rows) for rows in tables)

@@ -1,0 +1,75 @@
+"""A search with its pruner against the same search without one (issue 27): the shipped MNIST search, the same
+sampler seed, whole processes one after the other; the wall time ratio, the trials' ends, the best val/acc and its
+test/acc."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mlplab.bench.sweep_results import sweep_results
+from mlplab.bench.whole_process import _timed_run
+
+ARMS = {"pruned": [], "unpruned": ["hydra.sweeper.pruner=null"]}
+
+
+def search_pruning(
+    data_dir: Path,
+    search: str = "mnist_optuna",
+    trials: int = 24,
+    rounds: int = 1,
+    val_size: int = 5000,
+    overrides: Sequence[str] = (),
+    progress: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Wall times and results of `train.py -m hparams_search=<search>` with its pruner and with `pruner=null`, in
+    `rounds` paired rounds (the order alternating), and their ratios."""
+    common = [
+        f"hparams_search={search}",
+        f"hydra.sweeper.n_trials={trials}",
+        f"paths.data_dir={data_dir}",
+        f"data.val_size={val_size}",
+        "accelerator=cpu",
+        "logger=csv",
+        "baselines=false",
+        *overrides,
+    ]
+    arms: dict[str, list[dict[str, Any]]] = {name: [] for name in ARMS}
+    with tempfile.TemporaryDirectory(prefix="mlplab-bench-search-") as tmp:
+        for r in range(rounds):
+            for name in list(ARMS) if r % 2 == 0 else list(reversed(ARMS)):
+                progress(f"[bench] search pruning, round {r + 1}/{rounds}: {name}")
+                folder = Path(tmp) / f"{name}{r}"
+                seconds = _timed_run(["-m", *common, *ARMS[name], f"hydra.sweep.dir={folder}"])
+                arms[name].append({"wall_s": seconds, **sweep_results(folder)})
+    ratios = [p["wall_s"] / u["wall_s"] for p, u in zip(arms["pruned"], arms["unpruned"])]
+    return {"search": search, "trials": trials, "overrides": list(overrides), **arms, "pruned_over_unpruned": ratios}
+
+
+def search_pruning_table(s: dict[str, Any]) -> list[str]:
+    """One row per arm and round, then each round's ratios."""
+    extra = f", {' '.join(s['overrides'])}" if s["overrides"] else ""
+    rows = [
+        f"| `hparams_search={s['search']}`, {s['trials']} trials{extra} | wall time (s) | trials | epochs trained "
+        "| best val/acc (job) | its test/acc |",
+        "|---|---:|---|---:|---:|---:|",
+    ]
+    for name in ARMS:
+        for r, arm in enumerate(s[name]):
+            statuses = ", ".join(f"{count} {status}" for status, count in sorted(arm["statuses"].items()))
+            best = f"{arm['best_monitor']:.4f} (#{arm['best_job']})" if arm["best_monitor"] is not None else "none"
+            test = f"{arm['best_test']:.4f}" if arm["best_test"] is not None else ""
+            rows.append(
+                f"| {name}, round {r + 1} | {arm['wall_s']:.1f} | {statuses} | {arm['epochs_trained']} | {best} | {test} |"
+            )
+    for r, (ratio, p, u) in enumerate(zip(s["pruned_over_unpruned"], s["pruned"], s["unpruned"])):
+        epochs = p["epochs_trained"] / u["epochs_trained"] if u["epochs_trained"] else float("nan")
+        gap = (
+            f"{100 * (p['best_monitor'] - u['best_monitor']):+.2f} points"
+            if p["best_monitor"] is not None and u["best_monitor"] is not None
+            else ""
+        )
+        rows.append(f"| pruned / unpruned, round {r + 1} | **{ratio:.2f}x** | | {epochs:.2f}x | {gap} | |")
+    return rows
