@@ -192,5 +192,22 @@ def test_the_sweep_sections_time_the_tuning_grid_and_a_search_with_and_without_i
         (run,) = search[arm]
         assert run["jobs"] == 3 and run["best_job"] is not None
     assert search["unpruned"][0]["statuses"] == {"completed": 3}  # pruner=null: no trial pruned
+    replayed = search["replayed"]  # the unpruned search's learning curves, every candidate pruner replayed on them
+    assert replayed["trials"] == 3 and replayed["unpruned"]["epochs"] == search["unpruned"][0]["epochs_trained"]
+    assert replayed["unpruned"]["best"] == pytest.approx(search["unpruned"][0]["best_monitor"])
     printed = capsys.readouterr().out
-    assert "parallel / stacked" in printed and "pruned / unpruned, round 1" in printed
+    assert "parallel / stacked" in printed and "pruned / unpruned, round 1" in printed and "replayed" in printed
+
+
+def test_a_pruner_replayed_on_learning_curves_prunes_the_hopeless_trials_and_keeps_the_best():
+    from optuna.pruners import MedianPruner
+
+    from mlplab.bench.pruner_replay import replay
+
+    good = [[0.90, 0.95, 0.97]] * 3
+    hopeless = [[0.10, 0.11, 0.12]]
+    curves = [*good, *hopeless, [0.92, 0.96, 0.98], *hopeless]
+    result = replay(curves, MedianPruner(n_startup_trials=3, n_warmup_steps=0), "maximize")
+    # the 3 startup trials and the good one train 3 epochs each; the two hopeless ones stop after their first
+    assert result == {"epochs": 4 * 3 + 2 * 1, "pruned": 2, "best": 0.98}
+    assert replay(curves, MedianPruner(n_startup_trials=10), "maximize") == {"epochs": 18, "pruned": 0, "best": 0.98}

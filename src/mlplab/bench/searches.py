@@ -1,6 +1,6 @@
 """A search with its pruner against the same search without one (issue 27): the shipped MNIST search, the same
 sampler seed, whole processes one after the other; the wall time ratio, the trials' ends, the best val/acc and its
-test/acc."""
+test/acc; and other pruners replayed on the unpruned search's learning curves (mlplab.bench.pruner_replay)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from mlplab.bench.pruner_replay import replay_search
 from mlplab.bench.sweep_results import sweep_results
 from mlplab.bench.whole_process import _timed_run
 
@@ -37,6 +38,7 @@ def search_pruning(
         *overrides,
     ]
     arms: dict[str, list[dict[str, Any]]] = {name: [] for name in ARMS}
+    replayed: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="mlplab-bench-search-") as tmp:
         for r in range(rounds):
             for name in list(ARMS) if r % 2 == 0 else list(reversed(ARMS)):
@@ -44,8 +46,17 @@ def search_pruning(
                 folder = Path(tmp) / f"{name}{r}"
                 seconds = _timed_run(["-m", *common, *ARMS[name], f"hydra.sweep.dir={folder}"])
                 arms[name].append({"wall_s": seconds, **sweep_results(folder)})
+                if name == "unpruned" and replayed is None:
+                    replayed = replay_search(folder)
     ratios = [p["wall_s"] / u["wall_s"] for p, u in zip(arms["pruned"], arms["unpruned"])]
-    return {"search": search, "trials": trials, "overrides": list(overrides), **arms, "pruned_over_unpruned": ratios}
+    return {
+        "search": search,
+        "trials": trials,
+        "overrides": list(overrides),
+        **arms,
+        "pruned_over_unpruned": ratios,
+        "replayed": replayed,
+    }
 
 
 def search_pruning_table(s: dict[str, Any]) -> list[str]:

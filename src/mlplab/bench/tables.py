@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from mlplab.bench.pruner_replay import pruner_replay_table
 from mlplab.bench.searches import search_pruning_table
 from mlplab.bench.stacked_sweep import stacked_sweep_table
 from mlplab.bench.tuning_grid import tuning_grid_table
@@ -87,4 +88,5 @@ def format_table(report: dict[str, Any]) -> str:
     tables.extend(stacked_sweep_table(s) for s in report.get("stacked_sweep", []))
     tables.extend(tuning_grid_table(g) for g in report.get("tuning_grid", []))
     tables.extend(search_pruning_table(s) for s in report.get("search_pruning", []))
+    tables.extend(pruner_replay_table(s["replayed"]) for s in report.get("search_pruning", []) if s.get("replayed"))
     return "\n\n".join("\n".join(rows) for rows in tables)
