@@ -110,9 +110,9 @@ class IDXImageDataModule(TensorDataModule):
         # uint8 travels (4x smaller); the float conversion happens once, on the device
         return self.prepare_inputs(x.to(device))
 
-    def augment(self, x: torch.Tensor) -> torch.Tensor:
+    def augment(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         # a black pixel, normalised, fills the border a shift uncovers
-        return random_shift(x, self.image_shape, self.max_shift, fill=-self.mean / self.std)
+        return random_shift(x, self.image_shape, self.max_shift, fill=-self.mean / self.std, generator=generator)
 
     def state_dict(self) -> dict[str, float]:
         """The normalisation, kept in checkpoints: predict.py prepares new images without the training data."""

@@ -50,9 +50,10 @@ class TensorDataModule(L.LightningDataModule):
         """Turn stored features into the network's input on `device` (images: uint8 -> normalised float)."""
         return x.to(device)
 
-    def augment(self, x: torch.Tensor) -> torch.Tensor:
-        """A training batch's inputs as the network sees them, drawn afresh each step (none by default); the
-        stacked fit calls it too."""
+    def augment(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A training batch's inputs as the network sees them, drawn afresh each step (none by default) from
+        `generator`, or torch's default one on x's device (a single run's); the stacked fit passes each member's own.
+        Returns `x` itself when there is nothing to do."""
         return x
 
     # the Lightning hooks

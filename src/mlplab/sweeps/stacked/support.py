@@ -24,6 +24,8 @@ PER_MEMBER: dict[str, str] = {
     "optimizer.nesterov": "its own param group",
     "model.dropout": "its own probability; on the CPU its single run's masks",
     "model.input_dropout": "its own probability; on the CPU its single run's masks",
+    "data.label_smoothing": "its own task's loss, in training and validation",
+    "data.max_shift": "its own shifts, then its dropout masks, from its own generator: on the CPU its single run's",
 }
 
 # ---- lightning.Trainer

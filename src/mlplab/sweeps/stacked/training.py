@@ -16,6 +16,7 @@ from torch import nn
 
 from mlplab.data.batches import EpochOrder
 from mlplab.models.module import StageMetrics
+from mlplab.sweeps.stacked.member_data import MemberLosses, augment_members
 from mlplab.sweeps.stacked.members import Member, keep_weights_picture, save_checkpoints, stops_early
 from mlplab.sweeps.stacked.network import StackedMLP
 from mlplab.sweeps.stacked.optimizer import MemberSchedule, StackedOptimizer
@@ -33,8 +34,9 @@ def stack_device(accelerator: str) -> torch.device:
 
 
 def member_generator(member: Member, device: torch.device) -> torch.Generator:
-    """The generator of the member's random draws (dropout masks) in the stack: on the CPU, its single run's generator
-    where its fit starts; on a GPU, its single run's seeded CUDA generator (whose fused dropout draws differently)."""
+    """The generator of the member's random draws (its shifts, then its dropout masks) in the stack: on the CPU, its
+    single run's generator where its fit starts; on a GPU, its single run's seeded CUDA generator (whose fused
+    dropout draws differently)."""
     generator = torch.Generator(device=device)
     if device.type == "cpu" and member.rng_state is not None:
         generator.set_state(member.rng_state)
@@ -83,7 +85,8 @@ class StackTrainer:
         self.clip_value = cfg.trainer.get("gradient_clip_val")  # grouping lets only clipping by value through
         self.network = StackedMLP([m.module.network for m in self.members]).to(self.device)
         self.network.generators = [member_generator(m, self.device) for m in self.members]
-        self.loss = torch.vmap(self.datamodule.task.loss)  # each member's loss on its own batch: (N,)
+        self.loss = MemberLosses([m.module.task for m in self.members])  # each member's own loss on its batch: (N,)
+        self.datamodules = [m.datamodule for m in self.members]  # each member's own augmentation (data.max_shift)
         self.optimizer = StackedOptimizer(
             self.network.parameters(), self.members[0].module.optimizer_factory, self.network.member_shapes()
         )
@@ -156,7 +159,9 @@ class StackTrainer:
         for b, batch in enumerate(batches):
             flat = batch.reshape(-1)
             size = batch.shape[1]
-            x = self.datamodule.augment(self.x.index_select(0, flat)).view(n_members, size, *self.x.shape[1:])
+            x = self.x.index_select(0, flat).view(n_members, size, *self.x.shape[1:])
+            # each member's shifts from its own generator before its dropout masks: its single run's order
+            x = augment_members(x, self.datamodules, self.network.generators)
             y = self.y.index_select(0, flat).view(n_members, size, *self.y.shape[1:])
             output = self.network(x)
             losses = self.loss(output, y)
