@@ -17,6 +17,7 @@ from mlplab.config.compose import compose_run_config
 from mlplab.eval import evaluate
 from mlplab.run.build import build_callbacks, build_datamodule, build_loggers, build_module, build_trainer
 from mlplab.train import main, train
+from mlplab.utils.errors import ConfigError
 from tests.conftest import make_idx_dataset, tiny_overrides
 from tests.helpers.callbacks import PROBE, HostSyncs, Probe
 
@@ -309,3 +310,15 @@ def test_steps_wait_for_the_device_only_on_log_steps(compose_config, tmp_path):
     # the log steps, each epoch's last step
     assert sorted(syncs.synced) == [("train", 49), ("train", 99), ("train", 149), ("train", 199)], syncs.synced
     assert bar["train/loss"] == f"{logged_loss:.3g}"  # the bar still shows the training loss: the one logged last
+
+
+def test_a_one_cycle_schedule_too_short_to_warm_up_is_refused_naming_its_numbers_and_the_way_out(
+    compose_config, tiny_mnist
+):
+    # 500 training images in batches of 128: 4 steps, of which 0.25 warm up: one step (OneCycleLR divides by zero)
+    short = [*tiny_overrides(*tiny_mnist), "scheduler=onecycle", "data.batch_size=128", "trainer.max_epochs=1"]
+    with pytest.raises(ConfigError, match=r"0\.25 x 4 = 1 step.*scheduler\.scheduler\.pct_start"):
+        train(compose_config(*short, "logger=none"))
+    # the way out the message names, as written
+    metrics = train(compose_config(*short, "scheduler.scheduler.pct_start=0.5", "logger=none"))
+    assert math.isfinite(metrics["test/loss"])

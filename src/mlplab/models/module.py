@@ -13,6 +13,7 @@ from torchmetrics import MeanMetric, Metric
 
 from mlplab.models.mlp import count_parameters
 from mlplab.models.tasks import Task
+from mlplab.utils.errors import ConfigError
 from mlplab.utils.steps import is_logging_step
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
@@ -199,6 +200,7 @@ class SupervisedModule(L.LightningModule):
             raise ValueError("this module has no scheduler (scheduler=none)")
         make_scheduler = self.scheduler_config["scheduler"]
         if self.schedule_needs_total_steps:  # the step count depends on the data and trainer
+            _check_warm_up(make_scheduler.keywords, int(total_steps))  # the config's settings
             make_scheduler = partial(make_scheduler, total_steps=int(total_steps))
         return {**self.scheduler_config, "scheduler": make_scheduler(optimizer)}
 
@@ -223,3 +225,15 @@ class SupervisedModule(L.LightningModule):
         self.trainer.fit_loop._load_combined_loader_states()
         for logger in self.loggers:
             logger.log_metrics({"model/params": float(count_parameters(self.network))}, step=0)
+
+
+def _check_warm_up(settings: dict[str, Any], total_steps: int) -> None:
+    """OneCycleLR divides by zero (and a shorter warm-up means nothing) unless its warm-up lasts more than one step."""
+    pct_start = float(settings.get("pct_start", 0.3))
+    if pct_start * total_steps <= 1:
+        raise ConfigError(
+            f"scheduler=onecycle warms up for pct_start x total_steps = {pct_start} x {total_steps} = "
+            f"{pct_start * total_steps:g} step(s) of this run's {total_steps}: it needs more than one. Train more "
+            "steps (more trainer.max_epochs or a smaller data.batch_size), raise scheduler.scheduler.pct_start, or "
+            "pick another schedule (scheduler=cosine)"
+        )
