@@ -41,7 +41,7 @@ class MlplabOptunaSweeperConf:
     params: dict[str, Any] | None = None  # the search space, in Hydra's override grammar
     custom_search_space: str | None = None  # dotpath of a function (config, trial) suggesting more
     pruner: Any = None  # an Optuna pruner by _target_ (optuna.pruners.MedianPruner); null: no pruning
-    rerun: list[str] = field(default_factory=list)  # sweep_rerun=...: accepted for the form; trials are not rerun
+    rerun: list[str] = field(default_factory=list)  # sweep_rerun=pruned: pruned trials run again to their end
     trial_id: int | None = None  # set by the sweeper in each job's config: the job's trial
 
 

@@ -48,30 +48,37 @@ class OptunaPruning(L.Callback):
             pruner = instantiate(self.pruner)
         return optuna.trial.Trial(load_study(self.storage, self.study_name, pruner), self.trial_id)
 
+    def report(self, value: float | None, epoch: int) -> bool:
+        """Report the monitored metric's `value` after `epoch` to the trial; whether the pruner prunes the trial now
+        (then `pruned_at_epoch` is `epoch`, in this callback and in the trial's user attrs). A missing or non-finite
+        value is not reported and prunes nothing."""
+        if value is None or not math.isfinite(float(value)):
+            return False
+        self._trial = self._trial or self._open_trial()
+        self._trial.report(float(value), step=epoch)
+        if not self._trial.should_prune():
+            return False
+        self.pruned_at_epoch = epoch
+        self._trial.set_user_attr(PRUNED_AT, epoch)
+        log.info(
+            "Trial %d pruned at epoch %d (%s %.4g): the fit stops here", self._trial.number, epoch, self.monitor, value
+        )
+        return True
+
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """After every validation (a stacked member's too: mlplab.sweeps.stacked.members calls it with its stand-in
+        trainer). One process asks the study; under DDP every rank stops at the same epoch."""
         if trainer.sanity_checking or self.pruned_at_epoch is not None:
             return
         prune = False
-        if trainer.is_global_zero:  # one process asks the study
+        if trainer.is_global_zero:
             value = trainer.callback_metrics.get(self.monitor)
-            if value is not None and math.isfinite(float(value)):
-                self._trial = self._trial or self._open_trial()
-                self._trial.report(float(value), step=trainer.current_epoch)
-                prune = self._trial.should_prune()
+            prune = self.report(float(value) if value is not None else None, trainer.current_epoch)
         if trainer.world_size > 1:
-            prune = bool(trainer.strategy.broadcast(prune, src=0))  # every rank stops at the same epoch
+            prune = bool(trainer.strategy.broadcast(prune, src=0))
         if prune:
             self.pruned_at_epoch = trainer.current_epoch
             trainer.should_stop = True
-            if trainer.is_global_zero:
-                self._trial.set_user_attr(PRUNED_AT, trainer.current_epoch)
-                log.info(
-                    "Trial %d pruned at epoch %d (%s %.4g): the fit stops here",
-                    self._trial.number,
-                    trainer.current_epoch,
-                    self.monitor,
-                    float(trainer.callback_metrics[self.monitor]),
-                )
 
 
 def _objectives(sweeper: DictConfig) -> int:

@@ -9,7 +9,8 @@ which reads the overrides from `<sweep>/multirun.yaml`) plans every job before t
 - `completed` jobs are not handed to the launcher (their folders stay as they are, and the report lists
   them); `failed`, `diverged` and `pruned` ones only with `sweep_rerun=failed` (or `[failed,diverged]`;
   `hydra.sweeper.rerun=[...]` in full); interrupted or killed ones run again and resume from their own
-  `checkpoints/last.ckpt`, in their own folder (`start_sweep_job`, in the job);
+  `checkpoints/last.ckpt`, in their own folder (`start_sweep_job`, in the job), and so do pruned ones asked to
+  run again (to their end); failed and diverged ones start afresh;
 - a rerun whose override keys differ from the folder's sweep, or which shares no job with it, is refused
   before anything is written, showing the difference; one with other values of the same swept keys adds
   only its new jobs;
@@ -340,10 +341,11 @@ def start_sweep_job(cfg: DictConfig) -> JobStart:
         log.info("Job %s is completed already: kept as it is", folder)
         return JobStart(train=False, objective=record.get("objective"))
     last = folder / "checkpoints" / LAST
-    if status in RESUMABLE and last.is_file() and not cfg.get("ckpt_path"):
+    # a pruned job runs again (sweep_rerun=pruned) from where its pruner stopped it, to its end
+    if status in (*RESUMABLE, "pruned") and last.is_file() and not cfg.get("ckpt_path"):
         with open_dict(cfg):
             cfg.ckpt_path = str(last)
-        log.info("Job %s was %s: resuming from %s", folder, how, last)
+        log.info("Job %s was %s: resuming from %s", folder, "pruned" if status == "pruned" else how, last)
     return JobStart(train=True)
 
 

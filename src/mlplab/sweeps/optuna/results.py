@@ -13,7 +13,7 @@ import optuna
 from omegaconf import OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
-from mlplab.sweeps.optuna.study import JOB, SWEEP_DIR
+from mlplab.sweeps.optuna.study import JOB, RERUN_OF, SWEEP_DIR
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +25,16 @@ def _plain(value: Any) -> Any:
 
 
 def trial_summary(trial: FrozenTrial) -> dict[str, Any]:
-    return {
+    summary = {
         "trial": trial.number,
         "job": trial.user_attrs.get(JOB),
         "sweep_dir": trial.user_attrs.get(SWEEP_DIR),
         "values": [_plain(v) for v in trial.values or []],
         "params": dict(trial.params),
     }
+    if RERUN_OF in trial.user_attrs:  # the pruned trial it ran to its end (sweep_rerun=pruned)
+        summary[RERUN_OF] = trial.user_attrs[RERUN_OF]
+    return summary
 
 
 def write_results(study: optuna.Study, sweep_dir: Path, directions: Sequence[str]) -> dict[str, Any] | None:
@@ -48,6 +51,11 @@ def write_results(study: optuna.Study, sweep_dir: Path, directions: Sequence[str
         "directions": list(directions),
         "trials": counts,
     }
+    reruns = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if RERUN_OF in t.user_attrs]
+    if reruns:  # sweep_rerun=pruned: each pruned trial run to its end, as a COMPLETE trial of its own
+        results["reruns"] = [
+            {"trial": t.number, RERUN_OF: t.user_attrs[RERUN_OF], "job": t.user_attrs.get(JOB)} for t in reruns
+        ]
     if len(directions) == 1:
         best = study.best_trial
         results.update(best_params=dict(best.params), best_value=_plain(best.value), best_trial=trial_summary(best))

@@ -2,7 +2,8 @@
 the study holds `n_trials` trials with a result (all sweeper processes on its storage together).
 
 A rerun into the sweep folder goes on toward `n_trials` in all, numbering its jobs after the folder's
-(mlplab.sweeps.resume.next_job_number): no job folder is ever reused.
+(mlplab.sweeps.resume.next_job_number): no job folder is ever reused. With `sweep_rerun=pruned` it first runs the
+folder's pruned trials again to their end, each in its own job folder (mlplab.sweeps.optuna.rerun).
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from mlplab.sweeps.optuna.pictures import draw_pictures
+from mlplab.sweeps.optuna.rerun import pruned_to_rerun, reruns_pruned, tell_rerun
 from mlplab.sweeps.optuna.results import write_results
 from mlplab.sweeps.optuna.settings import check_pruning, directions_of, make_pruner, make_sampler
 from mlplab.sweeps.optuna.space import SearchSpace, grid_of, params_overrides, search_space
 from mlplab.sweeps.optuna.study import JOB, SWEEP_DIR, claim_trials, pruned_at, study_name_of
-from mlplab.sweeps.resume import SWEEP_DIR_HINT, next_job_number, refused_plainly
+from mlplab.sweeps.resume import SWEEP_DIR_HINT, PlannedJob, launch_batches, next_job_number, refused_plainly
 from mlplab.utils import locks
 from mlplab.utils.errors import ConfigError
 from mlplab.utils.files import check_writable
@@ -42,8 +44,13 @@ def trial_overrides(trial: optuna.trial.Trial, space: SearchSpace, custom_search
         raise ConfigError(f"hydra.sweeper: {sorted(overlap)} are both searched and fixed")
     for key, value in space.fixed.items():
         trial.set_user_attr(key, value)
+    return params_as_overrides(trial.params, space)
+
+
+def params_as_overrides(params: dict[str, Any], space: SearchSpace) -> list[str]:
+    """A trial's parameters and the space's fixed values as job overrides."""
     return [
-        *(f"{key}={_value_text(value)}" for key, value in trial.params.items()),
+        *(f"{key}={_value_text(value)}" for key, value in params.items()),
         *(f"{k}={v}" for k, v in space.fixed.items()),
     ]
 
@@ -89,6 +96,13 @@ def tell(
     return None
 
 
+def _job_dir(job_return: Any, default: Path) -> Path:
+    """The folder the job ran in (its Hydra config's), else `default` (a launcher's stand-in return for a lost job)."""
+    hydra_cfg = getattr(job_return, "hydra_cfg", None)
+    folder = OmegaConf.select(hydra_cfg, "hydra.runtime.output_dir", default=None) if hydra_cfg is not None else None
+    return Path(str(folder)) if folder else default
+
+
 class OptunaSearch:
     """One sweeper process's part of a search. `settings`: `hydra.sweeper` (mlplab_optuna's schema)."""
 
@@ -120,6 +134,7 @@ class OptunaSearch:
     def run(self, arguments: list[str]) -> list[Any]:
         with refused_plainly():
             check_writable(self.sweep_dir, "hydra.sweep.dir", SWEEP_DIR_HINT)
+            rerun_pruned = reruns_pruned(list(self.settings.get("rerun") or []))
         locks.release_all()  # a job of an earlier sweep in this process that ended by an exception still holds its lock
         space = search_space([*params_overrides(self.settings.get("params")), *arguments])
         sampler = make_sampler(self.settings.get("sampler"), space.distributions)
@@ -145,8 +160,8 @@ class OptunaSearch:
             type(self.pruner).__name__,
             n_trials,
         )
+        returns = self._rerun_pruned(study, space) if rerun_pruned else []
         job_num = next_job_number(self.sweep_dir)
-        returns = []
         while True:
             trials = claim_trials(
                 study,
@@ -180,6 +195,34 @@ class OptunaSearch:
             returns.append(batch)
         write_results(study, self.sweep_dir, self.directions)
         draw_pictures(study, self.sweep_dir)
+        return returns
+
+    def _rerun_pruned(self, study: optuna.Study, space: SearchSpace) -> list[Any]:
+        """Run the folder's pruned trials again to their end, each in its own job folder (resuming from its last.ckpt,
+        without a pruner: no trial link), and tell the study each completed one (mlplab.sweeps.optuna.rerun)."""
+        pruned = {int(t.user_attrs[JOB]): t for t in pruned_to_rerun(study, self.sweep_dir)}
+        if not pruned:
+            log.info("sweep_rerun=pruned: no pruned trial of %s left to run again", self.sweep_dir)
+            return []
+        log.info(
+            "sweep_rerun=pruned: running trial(s) %s again to their end, as job(s) %s",
+            [t.number for t in pruned.values()],
+            sorted(pruned),
+        )
+        plan = [
+            PlannedJob(num, tuple(params_as_overrides(t.params, space)), "run", "pruned") for num, t in pruned.items()
+        ]
+        returns = []
+        for batch in launch_batches(sorted(plan, key=lambda job: job.num), self.n_jobs):
+            results = self.launcher.launch([list(job.overrides) for job in batch], initial_job_idx=batch[0].num)
+            for job, result in zip(batch, results):
+                try:
+                    values = _values(result.return_value, self.directions)
+                except Exception as error:  # the job raised: its record says how it ended
+                    log.warning("The rerun of job %d raised %s", job.num, error)
+                    continue
+                tell_rerun(study, pruned[job.num], _job_dir(result, self.sweep_dir / str(job.num)), values)
+            returns.append(results)
         return returns
 
     def _job_link(self, trial: optuna.trial.Trial) -> list[str]:

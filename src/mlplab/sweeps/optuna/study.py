@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # toward n_trials; FAIL: lost, asked again
 OWNER_HOST, OWNER_PID = "sweeper_host", "sweeper_pid"  # user attrs: the sweeper process that asked the trial
 JOB, SWEEP_DIR = "job", "sweep_dir"  # user attrs: the trial's job number, and the sweep folder it is in
+RERUN_OF = "rerun_of_trial"  # user attr: the pruned trial this one ran to its end (sweep_rerun=pruned); not counted
 
 
 @contextlib.contextmanager
@@ -79,7 +80,9 @@ def fail_abandoned(study: optuna.Study) -> list[int]:
 
 
 def counted(trials: Sequence[FrozenTrial]) -> int:
-    return sum(trial.state in COUNTED for trial in trials)
+    """The trials that count toward n_trials: with a result or running; a rerun of a pruned trial does not (the pruned
+    one counted)."""
+    return sum(trial.state in COUNTED and RERUN_OF not in trial.user_attrs for trial in trials)
 
 
 def surplus(study: optuna.Study, trial: optuna.trial.Trial, n_trials: int) -> bool:

@@ -34,6 +34,10 @@ def optuna_section(sweep_dir: Path, objective_names: list[str] | None = None) ->
     names = objective_names if objective_names and len(objective_names) == len(directions) else directions
     counts = ", ".join(f"{n} {state}" for state, n in (results.get("trials") or {}).items())
     lines = [f"## Optuna study {results.get('study_name', '')}", "", f"Trials: {counts}", ""]
+    reruns = results.get("reruns") or []
+    if reruns:  # written by mlplab.sweeps.optuna.results
+        done = ", ".join(f"trial {r['rerun_of_trial']} (job {r.get('job', '?')}) as trial {r['trial']}" for r in reruns)
+        lines += [f"Pruned trials run again to their end (sweep_rerun=pruned): {done}", ""]
     best = results.get("best_trials") or ([results["best_trial"]] if results.get("best_trial") else [])
     title = f"Pareto front ({len(best)} trial{'s' if len(best) != 1 else ''})" if len(directions) > 1 else "Best trial"
     lines += [f"{title}:", "", "| trial | job | values | params |", "|---|---|---|---|"]

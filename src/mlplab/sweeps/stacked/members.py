@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from mlplab.callbacks.drawing import save_png
 from mlplab.callbacks.loss_curves import STAGES, LossCurves, curves_figure
+from mlplab.callbacks.optuna_pruning import OptunaPruning, trial_callbacks
 from mlplab.callbacks.weights import FirstLayerWeights, linear_layers
 from mlplab.checkpoints.io import LAST, AtomicCheckpointIO
 from mlplab.checkpoints.resume import resume_hint
@@ -68,13 +69,14 @@ class Member:
     recorder: RunRecorder
     checkpoint: ModelCheckpoint | None  # its checkpoint callback's settings: folder, names, monitor
     early_stopping: EarlyStopping | None  # its own early stopping: its patience counts its own epochs
+    pruning: OptunaPruning | None  # an Optuna search's trial: reported to after each epoch, pruned by its pruner
     rows: list[tuple[int, dict[str, float]]] = field(default_factory=list)  # (step, metrics) for its loggers
     metrics: dict[str, float] = field(default_factory=dict)  # the last epoch's, as train.py keeps them
     best_score: float | None = None
     best_path: str | None = None
     global_step: int = 0
     diverged: str | None = None  # why it stopped, when its loss became NaN or inf
-    stopped_epoch: int | None = None  # the epoch after which its early stopping stopped it
+    stopped_epoch: int | None = None  # the epoch after which its early stopping (or its trial's pruner) stopped it
     trainer: MemberTrainer | None = None  # what its callbacks see of its trainer (Lightning's own code decides)
     saving: tuple[int, dict[str, Any] | None] = (0, None)  # the epoch and training state a save writes now
     weights: list[tuple[int, torch.Tensor]] = field(default_factory=list)  # (epoch, first-layer weights) to draw
@@ -83,8 +85,13 @@ class Member:
 
     @property
     def frozen(self) -> bool:
-        """Whether it has stopped training (diverged or stopped early): its weights no longer change."""
+        """Whether it has stopped training (diverged, stopped early or pruned): its weights no longer change."""
         return self.diverged is not None or self.stopped_epoch is not None
+
+    @property
+    def pruned_at_epoch(self) -> int | None:
+        """The epoch at which its trial's pruner pruned it, or None."""
+        return self.pruning.pruned_at_epoch if self.pruning is not None else None
 
     @property
     def output_dir(self) -> Path:
@@ -127,7 +134,9 @@ def start_member(job_cfg: DictConfig, num: int, shared: TensorDataModule | None)
     callbacks = build_callbacks(cfg)
     checkpoint = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
     early_stopping = next((c for c in callbacks if isinstance(c, EarlyStopping)), None)
-    member = Member(num, job_cfg, cfg, datamodule, module, RunRecorder(cfg), checkpoint, early_stopping)
+    # a trial of mlplab's Optuna sweeper (the member's Hydra config, set by job_output_dir, names it): as train.py's
+    pruning = next(iter(trial_callbacks(cfg)), None)
+    member = Member(num, job_cfg, cfg, datamodule, module, RunRecorder(cfg), checkpoint, early_stopping, pruning)
     member.rng_state = rng_state
     member.trainer = MemberTrainer(lambda path: _write(member, path, *member.saving))
     return member
@@ -150,17 +159,23 @@ def claim_member(job_cfg: DictConfig) -> tuple[bool, float | None]:
 
 def stops_early(member: Member, epoch: int, min_epochs: int = 0) -> bool:
     """Whether the member stops after `epoch`: Lightning's own early stopping check on its own metrics (the check
-    EarlyStopping makes when a single run's validation ends, strict and verbose included), and, as Lightning's fit
-    loop, not before `min_epochs` epochs (a stop asked for earlier stays asked for)."""
+    EarlyStopping makes when a single run's validation ends, strict and verbose included), then, in an Optuna
+    search, its trial's report and pruner (the single run's OptunaPruning callback, in that order as in the single
+    run); and, as Lightning's fit loop, not before `min_epochs` epochs (a stop asked for earlier stays asked for)."""
     callback, trainer = member.early_stopping, member.trainer
     assert trainer is not None
     if callback is not None:
         # private, pinned lightning 2.6 (tests/test_upstream_internals.py); sets trainer.should_stop and stopped_epoch
         callback._run_early_stopping_check(trainer.at(epoch, member.global_step, member.metrics))
+    if member.pruning is not None:  # reports the member's monitored metric; sets trainer.should_stop when pruned
+        member.pruning.on_validation_end(trainer.at(epoch, member.global_step, member.metrics), member.module)  # type: ignore[arg-type]
     if not trainer.should_stop or epoch + 1 < min_epochs:
         return False
     member.stopped_epoch = epoch
-    reason = getattr(callback, "stopping_reason_message", None) or "its early stopping"
+    if member.pruned_at_epoch is not None:
+        reason = f"its trial was pruned at epoch {member.pruned_at_epoch}"
+    else:
+        reason = getattr(callback, "stopping_reason_message", None) or "its early stopping"
     log.info("Stacked job #%d stops early after epoch %d: %s; the other members go on", member.num, epoch, reason)
     return True
 

@@ -1,5 +1,6 @@
 """A stand-in for one member's Trainer, so that Lightning's own ModelCheckpoint and EarlyStopping code decides for
-the member (top-k, file names and versions, NaN scores, patience, thresholds) exactly as in its single run.
+the member (top-k, file names and versions, NaN scores, patience, thresholds) exactly as in its single run, and so
+does mlplab's OptunaPruning (its trial's report and pruner) in a search.
 
 It answers only what those callbacks read when they save or check (pinned lightning 2.6; the private methods
 mlplab calls are checked in tests/test_upstream_internals.py).

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mlplab.callbacks.optuna_pruning import PRUNED_AT
 from mlplab.data.batches import EpochOrder
 from mlplab.models.module import StageMetrics
 from mlplab.sweeps.stacked.member_data import MemberLosses, augment_members
@@ -143,6 +144,8 @@ class StackTrainer:
             monitor = member.checkpoint.monitor if member.checkpoint else None
             if monitor and member.best_score is not None:
                 member.metrics[f"{monitor}_best"] = member.best_score
+            if member.pruned_at_epoch is not None:  # recorded `pruned`, as a pruned single run (mlplab.run.results)
+                member.metrics[PRUNED_AT] = float(member.pruned_at_epoch)
 
     def _train_epoch(self) -> None:
         n_members = len(self.members)
@@ -204,7 +207,7 @@ class StackTrainer:
             if member.diverged:
                 parts.append(f"#{member.num} diverged")
             elif member.stopped_epoch is not None and member.stopped_epoch < self.epoch:
-                parts.append(f"#{member.num} stopped")
+                parts.append(f"#{member.num} {'pruned' if member.pruned_at_epoch is not None else 'stopped'}")
             elif monitor and monitor in member.metrics:
                 parts.append(f"#{member.num} {monitor}={member.metrics[monitor]:.4g}")
             else:
