@@ -11,6 +11,7 @@ import csv
 import pytest
 import torch
 
+from mlplab.sweeps.stacked.grouping import differing_keys, group_jobs, unstackable_reason
 from tests.helpers.housing_sweeps import Job, assert_same_jobs, housing_data, sweep
 
 SEEDS = "seed=1,2"
@@ -44,6 +45,27 @@ CASES = {
     ],
 }
 FAST = "epochs-onecycle"  # the representative case every `make test` runs
+
+
+def test_jobs_differing_in_epochs_and_schedulers_share_one_stack(compose_config):
+    schedulers = ("none", "cosine", "step", "onecycle", "plateau")
+    # cosine's T_max and plateau's monitor are interpolations: they make no two jobs differ beyond the two keys
+    cfgs = [
+        compose_config(f"scheduler={name}", f"trainer.max_epochs={epochs}") for name in schedulers for epochs in (2, 5)
+    ]
+    stacks = group_jobs(cfgs, max_members=16)
+    assert [stack.jobs for stack in stacks] == [list(range(len(cfgs)))] and stacks[0].alone is None
+    assert {"trainer.max_epochs", "scheduler"} <= set(differing_keys(cfgs))
+    scheduler_settings = ["scheduler=step", "scheduler.scheduler.step_size=1", "+scheduler.frequency=2"]
+    assert len(group_jobs([cfgs[0], compose_config(*scheduler_settings)], max_members=16)) == 1
+
+
+def test_a_schedule_over_the_run_without_an_epoch_limit_runs_alone(compose_config):
+    # its single run fails as it starts (an infinite step estimate); in a stack it would fail the other members
+    reason = unstackable_reason(compose_config("scheduler=onecycle", "trainer.max_epochs=-1"))
+    assert reason is not None and "trainer.max_epochs=-1" in reason and "total_steps=null" in reason
+    assert unstackable_reason(compose_config("scheduler=onecycle", "trainer.max_epochs=null")) is None  # 1000 epochs
+    assert unstackable_reason(compose_config("scheduler=step", "trainer.max_epochs=-1")) is None
 
 
 def _rows(job: Job) -> list[dict[str, str]]:
