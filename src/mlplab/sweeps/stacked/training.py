@@ -186,7 +186,8 @@ class StackTrainer:
                 kept = []
             for i, schedule in enumerate(self.schedules):
                 if not frozen[i]:
-                    schedule.step("step", self.step)
+                    # Lightning counts a step scheduler's `frequency` in the epoch's batches (batch_idx + 1)
+                    schedule.step("step", self.epoch_steps)
             if stops.pending() and b + 1 < len(batches):  # after the last batch: validation and checkpoints first
                 self._save_last(epoch_done=False)
                 stops.raise_pending()
