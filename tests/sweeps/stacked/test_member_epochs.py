@@ -22,7 +22,13 @@ CASES = {
     "epochs-onecycle": ["scheduler=onecycle", "trainer.max_epochs=2,4", PICTURES],
     "epochs-constant": ["trainer.max_epochs=1,3", PICTURES],
     "epochs-cosine": ["scheduler=cosine", "trainer.max_epochs=2,4"],  # T_max: ${trainer.max_epochs}, each its own
-    "epochs-plateau": ["scheduler=plateau", "lr=0.03", "trainer.max_epochs=3,5"],
+    # a plateau that reduces the lr after every epoch whose val/rmse is not half the best: each member on its own
+    "epochs-plateau": [
+        "scheduler=plateau",
+        "scheduler.scheduler.patience=0",
+        "+scheduler.scheduler.threshold=0.5",
+        "trainer.max_epochs=3,5",
+    ],
     "epochs-early_stopping": [
         "optimizer=sgd",
         "lr=0.01",
@@ -111,6 +117,8 @@ def test_a_grid_over_epochs_or_schedulers_is_one_stack_of_single_runs(tmp_path, 
         assert _epoch_rows(many) == _epoch_rows(one) == list(range(one.record["epochs"])), where
         assert _learning_rates(many) == pytest.approx(_learning_rates(one), rel=1e-6), where  # its own schedule
         assert _pictures(many) == _pictures(one), where
+        if case == "epochs-plateau":  # it did reduce the lr on its own val/rmse
+            assert min(_learning_rates(one)) < max(_learning_rates(one)), where
         for name in one.checkpoints:
             assert _state_shapes(many, name) == _state_shapes(one, name), (where, name)
             assert _saved_epoch(many, name) == _saved_epoch(one, name), (where, name)
