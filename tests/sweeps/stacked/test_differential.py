@@ -5,6 +5,7 @@ min_epochs, save_top_k); the slow one samples many configs with a fixed seed."""
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -29,8 +30,9 @@ def _compare(tmp_path, *overrides: str) -> str:
 
 
 def test_epoch_limits_min_epochs_and_top_k_are_honoured_as_by_the_basic_launcher(tmp_path):
-    # 4 jobs, 2 stacks of 2 lrs: max_epochs -1 (until early stopping) and null (Lightning's 1000, early stopping
-    # first), save_top_k -1 (a checkpoint every epoch); min_epochs 4 keeps a member that would stop training
+    # 4 jobs, one stack: 2 lrs x max_epochs -1 (until early stopping) and null (Lightning's 1000, early stopping
+    # first), each member its own; save_top_k -1 (a checkpoint every epoch); min_epochs 4 keeps a member that would
+    # stop training
     output = _compare(
         tmp_path,
         *[f"+{o}" for o in STOPPING],
@@ -40,13 +42,29 @@ def test_epoch_limits_min_epochs_and_top_k_are_honoured_as_by_the_basic_launcher
         "callbacks.model_checkpoint.save_top_k=-1",
         "lr=0.01,0.05",
     )
-    assert output.count("stack of 2 jobs") == 2 and "runs alone" not in output
+    assert output.count("stack of 4 jobs") == 1 and "runs alone" not in output
 
 
 SAMPLED = {
     "optimizer": ["optimizer=adam", "optimizer=sgd", "optimizer=sgd optimizer.momentum=0.9", "optimizer=adamw"],
-    "scheduler": ["scheduler=none", "scheduler=step scheduler.scheduler.step_size=1", "scheduler=cosine"],
-    "epochs": ["trainer.max_epochs=2", "trainer.max_epochs=3", "trainer.max_epochs=-1", "trainer.max_epochs=null"],
+    "scheduler": [
+        "scheduler=none",
+        "scheduler=step scheduler.scheduler.step_size=1",
+        "scheduler=cosine",
+        "scheduler=onecycle",
+        "scheduler=plateau",
+        "scheduler=none,cosine",  # per member, as the two keys below
+        "scheduler=step,onecycle",
+        "scheduler=plateau,cosine",
+    ],
+    "epochs": [
+        "trainer.max_epochs=2",
+        "trainer.max_epochs=3",
+        "trainer.max_epochs=-1",
+        "trainer.max_epochs=null",
+        "trainer.max_epochs=2,3",
+        "trainer.max_epochs=1,-1",
+    ],
     "min_epochs": ["", "+trainer.min_epochs=3"],
     "stopping": ["", "early"],
     "clip": ["", "trainer.gradient_clip_val=0.5 trainer.gradient_clip_algorithm=value", "trainer.gradient_clip_val=1"],
@@ -63,6 +81,9 @@ def sampled_configs(n: int, seed: int = 26) -> list[list[str]]:
         choice = {key: rng.choice(values) for key, values in SAMPLED.items()}
         if choice["epochs"].endswith(("-1", "null")):
             choice["stopping"] = "early"  # no limit without early stopping would train forever (both launchers)
+            # a schedule over the run's length: cosine's T_max=null is refused, one-cycle's -1 runs alone (and fails)
+            while "cosine" in choice["scheduler"] or "onecycle" in choice["scheduler"]:
+                choice["scheduler"] = rng.choice(SAMPLED["scheduler"])
         overrides = " ".join(v for k, v in choice.items() if k != "stopping" and v).split()
         if choice["stopping"]:
             overrides += [f"+{o}" for o in STOPPING]
@@ -76,4 +97,5 @@ def test_a_sampled_config_leaves_what_the_basic_launcher_leaves_or_runs_alone(tm
     output = _compare(tmp_path, *overrides)
     alone = "trainer.gradient_clip_val=1" in overrides
     assert ("runs alone: trainer.gradient_clip_val=1" in output) == alone
-    assert ("stack of 2 jobs" in output) != alone
+    jobs = math.prod(len(o.split("=", 1)[1].split(",")) for o in overrides)  # every swept key in one stack
+    assert (f"stack of {jobs} jobs" in output) != alone

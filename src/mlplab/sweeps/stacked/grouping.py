@@ -46,11 +46,20 @@ def unstackable_reason(cfg: DictConfig) -> str | None:
     reason = unsupported_setting(cfg)  # every trainer and callback setting: honoured, or the job runs alone
     if reason:
         return reason
+    if _select(cfg, "trainer.max_epochs") == -1 and _schedule_over_the_run(cfg):
+        # its single run fails as it starts (Lightning's step estimate is infinite); a stack would fail every member
+        return "trainer.max_epochs=-1 with scheduler.scheduler.total_steps=null: a schedule over the run's length fails"
     if cfg.get("compile"):
         return f"compile={cfg.compile}: a compiled network does not stack"
     if cfg.get("ckpt_path"):
         return f"ckpt_path={cfg.ckpt_path}: a resumed job runs as a single run"
     return None
+
+
+def _schedule_over_the_run(cfg: DictConfig) -> bool:
+    """Whether the job's scheduler takes its length from the run (a null `total_steps`: OneCycleLR)."""
+    schedule = _select(cfg, "scheduler.scheduler")
+    return OmegaConf.is_dict(schedule) and "total_steps" in schedule and schedule.total_steps is None
 
 
 def stack_key(cfg: DictConfig) -> str:

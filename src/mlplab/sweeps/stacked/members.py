@@ -77,6 +77,7 @@ class Member:
     global_step: int = 0
     diverged: str | None = None  # why it stopped, when its loss became NaN or inf
     stopped_epoch: int | None = None  # the epoch after which its early stopping (or its trial's pruner) stopped it
+    finished_epoch: int | None = None  # its last epoch, once it trained all its trainer.max_epochs
     trainer: MemberTrainer | None = None  # what its callbacks see of its trainer (Lightning's own code decides)
     saving: tuple[int, dict[str, Any] | None] = (0, None)  # the epoch and training state a save writes now
     weights: list[tuple[int, torch.Tensor]] = field(default_factory=list)  # (epoch, first-layer weights) to draw
@@ -85,8 +86,15 @@ class Member:
 
     @property
     def frozen(self) -> bool:
-        """Whether it has stopped training (diverged, stopped early or pruned): its weights no longer change."""
-        return self.diverged is not None or self.stopped_epoch is not None
+        """Whether it has stopped training (diverged, stopped early, pruned or trained all its epochs): its weights
+        no longer change."""
+        return self.diverged is not None or self.ended_epoch is not None
+
+    @property
+    def ended_epoch(self) -> int | None:
+        """The last epoch it trained, once its training ended as its single run's would (early stopping, its trial's
+        pruner, or its epochs done); None while it trains on, or when it diverged."""
+        return self.stopped_epoch if self.stopped_epoch is not None else self.finished_epoch
 
     @property
     def pruned_at_epoch(self) -> int | None:

@@ -40,7 +40,8 @@ class MemberSchedule:
 
     def step(self, interval: str, step_count: int, metrics: Mapping[str, float] | None = None) -> None:
         """Step the scheduler as Lightning would at the end of a step (`interval="step"`) or an epoch; `step_count`
-        counts those steps or epochs so far (1 after the first), for the scheduler's `frequency`."""
+        counts, as Lightning does for the scheduler's `frequency`, the epoch's steps so far (1 after its first) or the
+        epochs so far."""
         if self.config is None or self.config.get("interval", "epoch") != interval:
             return
         if step_count % int(self.config.get("frequency", 1)):

@@ -26,6 +26,8 @@ PER_MEMBER: dict[str, str] = {
     "model.input_dropout": "its own probability; on the CPU its single run's masks",
     "data.label_smoothing": "its own task's loss, in training and validation",
     "data.max_shift": "its own shifts, then its dropout masks, from its own generator: on the CPU its single run's",
+    "trainer.max_epochs": "its own epochs: it ends as its single run ends, the others go on",
+    "scheduler": "any of conf/scheduler/ (the whole node), stepped as its single run steps it, over its own epochs",
 }
 
 # ---- lightning.Trainer
@@ -33,7 +35,8 @@ PER_MEMBER: dict[str, str] = {
 # each with what the stack does with it (the README's "What stacks" names these)
 TRAINER_HONOURED: dict[str, str] = {
     "accelerator": "cpu, gpu, cuda or auto: the stack's device",
-    "max_epochs": "each member trains its epochs; -1 until every member stops early or diverges; null: 1000",
+    "max_epochs": "per member: each trains its own (null: 1000; -1: until it stops early or diverges), the stack "
+    "until its longest member ends",
     "min_epochs": "a member's early stopping stops it no sooner",
     "log_every_n_steps": "each member's train/loss and lr rows",
     "gradient_clip_val": "clipping by value, per member",

@@ -48,7 +48,7 @@ def member_generator(member: Member, device: torch.device) -> torch.Generator:
 
 def max_epochs_of(trainer: Any) -> int | None:
     """The epochs a single run's Trainer trains: `trainer.max_epochs`, 1000 when null (Lightning's default without
-    max_steps), None for -1 (no limit: until every member stops early or diverges)."""
+    max_steps), None for -1 (no limit: until it stops early or diverges)."""
     max_epochs = trainer.get("max_epochs")
     if max_epochs is None:
         return 1000
@@ -65,7 +65,8 @@ def _epoch_values(metrics: StageMetrics) -> dict[str, float]:
 
 
 class StackTrainer:
-    """Trains `members` (equal configs up to support.PER_MEMBER's keys) for `trainer.max_epochs` epochs as one StackedMLP."""
+    """Trains `members` (equal configs up to support.PER_MEMBER's keys) as one StackedMLP, each for its own
+    `trainer.max_epochs`: the stack trains until its longest member ends."""
 
     def __init__(self, members: Sequence[Member]) -> None:
         self.members = list(members)
@@ -77,7 +78,9 @@ class StackTrainer:
         self.x_val, self.y_val = self.datamodule.split_on_device("val", self.device)
         self.batch_size = int(self.datamodule.batch_size)
         self.eval_batch_size = int(self.datamodule.eval_batch_size)
-        self.max_epochs = max_epochs_of(cfg.trainer)
+        # each member's own epochs (None: no limit); a member that trained them ends, the others go on
+        self.member_epochs = [max_epochs_of(m.cfg.trainer) for m in self.members]
+        self.max_epochs = None if None in self.member_epochs else max(self.member_epochs)
         self.min_epochs = int(cfg.trainer.get("min_epochs") or 0)
         self.log_every = int(cfg.trainer.log_every_n_steps or 0)
         divergence = (cfg.get("callbacks") or {}).get("divergence")
@@ -99,13 +102,13 @@ class StackTrainer:
         self.schedules = [
             MemberSchedule(
                 m.module.optimizer_factory,
-                # Lightning's estimated_stepping_batches: infinite without an epoch limit (OneCycleLR then fails, as
-                # in the single run)
-                partial(m.module.lr_scheduler, total_steps=steps_per_epoch * (self.max_epochs or math.inf))
+                # Lightning's estimated_stepping_batches over the member's own epochs: infinite without an epoch
+                # limit (OneCycleLR then fails, as in the single run)
+                partial(m.module.lr_scheduler, total_steps=steps_per_epoch * (epochs or math.inf))
                 if m.module.scheduler_config
                 else None,
             )
-            for m in self.members
+            for m, epochs in zip(self.members, self.member_epochs)
         ]
         self.orders = [EpochOrder(len(self.x), shuffle=True, seed=int(m.datamodule.seed)) for m in self.members]
         self.step = 0
@@ -139,8 +142,8 @@ class StackTrainer:
         for i, member in enumerate(self.members):
             member.module.network.load_state_dict(self.network.member_state(i))  # tested as is without a best
             # epochs trained, as train.py records a single run's (trainer.current_epoch at its end)
-            stopped = member.stopped_epoch
-            member.metrics["epochs"] = float(self.epochs_done if stopped is None else stopped + 1)
+            ended = member.ended_epoch
+            member.metrics["epochs"] = float(self.epochs_done if ended is None else ended + 1)
             monitor = member.checkpoint.monitor if member.checkpoint else None
             if monitor and member.best_score is not None:
                 member.metrics[f"{monitor}_best"] = member.best_score
@@ -191,7 +194,8 @@ class StackTrainer:
                 kept = []
             for i, schedule in enumerate(self.schedules):
                 if not frozen[i]:
-                    schedule.step("step", self.step)
+                    # Lightning counts a step scheduler's `frequency` in the epoch's batches (batch_idx + 1)
+                    schedule.step("step", self.epoch_steps)
             if stops.pending() and b + 1 < len(batches):  # after the last batch: validation and checkpoints first
                 self._save_last(epoch_done=False)
                 stops.raise_pending()
@@ -208,6 +212,8 @@ class StackTrainer:
                 parts.append(f"#{member.num} diverged")
             elif member.stopped_epoch is not None and member.stopped_epoch < self.epoch:
                 parts.append(f"#{member.num} {'pruned' if member.pruned_at_epoch is not None else 'stopped'}")
+            elif member.finished_epoch is not None and member.finished_epoch < self.epoch:
+                parts.append(f"#{member.num} finished ({member.finished_epoch + 1} epochs)")
             elif monitor and monitor in member.metrics:
                 parts.append(f"#{member.num} {monitor}={member.metrics[monitor]:.4g}")
             else:
@@ -298,5 +304,8 @@ class StackTrainer:
             save_checkpoints(member, weights, self.epoch, training=state)
             # its single run's pictures are drawn after validation, at the epoch end: its early stopping decided
             trainer = member.trainer
-            last = self.epoch + 1 == self.max_epochs or bool(trainer and trainer.should_stop)
+            trained_all = self.epoch + 1 == self.member_epochs[i]
+            last = trained_all or bool(trainer and trainer.should_stop)
             keep_weights_picture(member, weights, self.epoch, last)
+            if trained_all:  # its single run's fit ends here: frozen from the next epoch on, finished as completed
+                member.finished_epoch = self.epoch
