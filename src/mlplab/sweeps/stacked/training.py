@@ -85,7 +85,7 @@ class StackTrainer:
         self.network.generators = [member_generator(m, self.device) for m in self.members]
         self.loss = torch.vmap(self.datamodule.task.loss)  # each member's loss on its own batch: (N,)
         self.optimizer = StackedOptimizer(
-            self.network.parameters(), self.members[0].module.optimizer_factory, self.network.member_shapes()
+            self.network.parameters(), self.members[0].module.optimizer_factory, regions=self.network.member_regions()
         )
         steps_per_epoch = self.steps_per_epoch = -(-len(self.x) // self.batch_size)
         self.val_batches = -(-len(self.x_val) // self.eval_batch_size)
