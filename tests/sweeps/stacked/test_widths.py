@@ -15,6 +15,7 @@ import torch
 
 from mlplab.models.mlp import MLP
 from mlplab.models.tasks import ClassificationTask
+from mlplab.sweeps.stacked.grouping import differing_keys, group_jobs
 from mlplab.sweeps.stacked.network import StackedMLP
 from mlplab.sweeps.stacked.optimizer import StackedOptimizer
 
@@ -158,3 +159,42 @@ def test_padded_matmuls_give_each_member_its_own_outputs():
 def test_members_of_other_depths_are_refused():
     with pytest.raises(ValueError, match="one depth"):
         StackedMLP([MLP(784, 10, hidden=(32,)), MLP(784, 10, hidden=(32, 16))])
+
+
+# ---- grouping: widths of one depth share a stack, other depths stack apart, a search's widths through `search.*`
+
+
+def test_widths_of_one_depth_share_a_stack_and_other_depths_stack_apart_saying_why(compose_config):
+    hidden = ["[16]", "[32]", "[16,8]", "[64,32]", "[8]"]
+    cfgs = [compose_config(f"model.hidden={h}") for h in hidden]
+    stacks = group_jobs(cfgs, max_members=16)
+    assert [s.jobs for s in stacks] == [[0, 1, 4], [2, 3]]
+    assert differing_keys([cfgs[i] for i in stacks[0].jobs]) == ["model.hidden"]
+    assert "model.hidden has 1 hidden layers here, 2 in other jobs" in stacks[0].apart
+    assert "model.hidden has 2 hidden layers here, 1 in other jobs" in stacks[1].apart
+    lone = group_jobs([*cfgs[:2], compose_config("model.hidden=[16,8]")], max_members=16)
+    assert [s.jobs for s in lone] == [[0, 1], [2]]
+    assert "a stack holds networks of one depth" in lone[1].alone  # the log line says why it runs alone
+
+
+def test_a_searchs_widths_stack_through_search_values_that_only_feed_model_hidden(compose_config):
+    """conf/hparams_search/mnist_optuna.yaml: `model.hidden: ["${search.hidden1}", "${search.hidden2}"]`."""
+    widths = [(64, 32), (128, 32), (256, 64)]
+    cfgs = [
+        compose_config("hparams_search=mnist_optuna", f"search.hidden1={a}", f"search.hidden2={b}", "optimizer=adam")
+        for a, b in widths
+    ]
+    assert [list(cfg.model.hidden) for cfg in cfgs] == [list(w) for w in widths]
+    assert [s.jobs for s in group_jobs(cfgs, max_members=16)] == [[0, 1, 2]]
+    assert differing_keys(cfgs) == ["model.hidden"]
+
+
+def test_a_search_value_that_feeds_anything_else_keeps_jobs_apart(compose_config):
+    # search.hidden1 also sets the batch size here: jobs with other values differ in more than their widths
+    cfgs = [
+        compose_config(
+            "hparams_search=mnist_optuna", f"search.hidden1={a}", "data.batch_size=${search.hidden1}", "optimizer=adam"
+        )
+        for a in (64, 128)
+    ]
+    assert [s.jobs for s in group_jobs(cfgs, max_members=16)] == [[0], [1]]

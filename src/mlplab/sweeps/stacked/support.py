@@ -24,6 +24,11 @@ PER_MEMBER: dict[str, str] = {
     "optimizer.nesterov": "its own param group",
     "model.dropout": "its own probability; on the CPU its single run's masks",
     "model.input_dropout": "its own probability; on the CPU its single run's masks",
+    "model.hidden": (
+        "its own widths, when every member has as many hidden layers (other depths stack apart): each layer padded to "
+        "the widest member's, the padding inert (zero, never updated, not in its checkpoint); on the CPU its single "
+        "run's outputs bit for bit"
+    ),
 }
 
 # ---- lightning.Trainer
