@@ -44,8 +44,11 @@ def test_one_members_nan_stays_in_its_own_gradients():
 
 
 def test_members_of_different_shapes_are_refused():
+    # widths of one depth stack (tests/sweeps/stacked/test_widths.py); depths, inputs and outputs must agree
     with pytest.raises(ValueError, match="members differ"):
-        StackedMLP([MLP(784, 10, hidden=(32,)), MLP(784, 10, hidden=(16,))])
+        StackedMLP([MLP(784, 10, hidden=(32,)), MLP(784, 10, hidden=(32, 16))])
+    with pytest.raises(ValueError, match="members differ"):
+        StackedMLP([MLP(784, 10, hidden=(32,)), MLP(784, 2, hidden=(32,))])
 
 
 def test_input_and_hidden_dropout_stack_and_are_off_in_eval():

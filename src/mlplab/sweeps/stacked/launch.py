@@ -61,7 +61,8 @@ def describe(stack: Stack, cfgs: Sequence[DictConfig], nums: Sequence[int]) -> s
     if stack.alone:
         return f"job {jobs} runs alone: {stack.alone}"
     keys = differing_keys([cfgs[i] for i in stack.jobs])
-    return f"stack of {len(stack.jobs)} jobs ({jobs}) differing in {', '.join(keys) or 'nothing'}"
+    apart = f"; apart from other jobs: {stack.apart}" if stack.apart else ""
+    return f"stack of {len(stack.jobs)} jobs ({jobs}) differing in {', '.join(keys) or 'nothing'}{apart}"
 
 
 def plan(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Plan:

@@ -58,18 +58,29 @@ class MemberSchedule:
 
 class StackedOptimizer:
     """Steps stacked parameters (first dimension: the member) with `factory`'s optimizer, each member as one param
-    group of its own. `shapes[k]`: a member's own shape of stacked parameter k (default: the slice's shape), so that
-    its optimizer state has its single run's shapes (a bias kept as `(N, 1, out)` is `(out,)` in the MLP)."""
+    group of its own. `regions[i][k]`: the index of member i's own values in stacked parameter k (default `(i,)`, its
+    slice; a padded member's narrow corner, StackedMLP.member_regions), so that its optimizer sees, steps and keeps
+    state for its own values only. `shapes[k]`: a member's own shape of stacked parameter k, where its region's view
+    needs reshaping (a bias kept as `(N, 1, out)` is `(out,)` in the MLP), so that its state has its single run's shapes.
+    """
 
     def __init__(
-        self, params: Iterable[nn.Parameter], factory: OptimizerFactory, shapes: Sequence[torch.Size] | None = None
+        self,
+        params: Iterable[nn.Parameter],
+        factory: OptimizerFactory,
+        shapes: Sequence[torch.Size] | None = None,
+        regions: Sequence[Sequence[tuple]] | None = None,
     ) -> None:
         self.params = list(params)
         members = self.params[0].shape[0]
-        shapes = shapes or [p.shape[1:] for p in self.params]
+        self.regions = regions or [[(i,)] * len(self.params) for i in range(members)]
         # views sharing the stacked storage: PyTorch's in-place step on them is the step of the stacked weights
         self.views = [
-            [nn.Parameter(p.detach()[i].view(shape)) for p, shape in zip(self.params, shapes)] for i in range(members)
+            [
+                nn.Parameter(p.detach()[region].view(shape) if shapes else p.detach()[region])
+                for p, region, shape in zip(self.params, self.regions[i], shapes or self.params)
+            ]
+            for i in range(members)
         ]
         self.optimizer = factory([{"params": views} for views in self.views])
 
@@ -86,9 +97,9 @@ class StackedOptimizer:
         for i, (group, views) in enumerate(zip(self.optimizer.param_groups, self.views)):
             group.update(settings[i])
             stopped = i < len(frozen) and frozen[i]
-            for param, view in zip(self.params, views):
+            for param, view, region in zip(self.params, views, self.regions[i]):
                 # PyTorch skips a parameter without a gradient, as a single run's optimizer would
-                view.grad = None if stopped or param.grad is None else param.grad[i].reshape(view.shape)
+                view.grad = None if stopped or param.grad is None else param.grad[region].reshape(view.shape)
         self.optimizer.step()
 
     def member_state(self, i: int, order: Sequence[int]) -> dict[int, dict[str, Any]]:

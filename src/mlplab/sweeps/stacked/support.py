@@ -28,6 +28,11 @@ PER_MEMBER: dict[str, str] = {
     "data.max_shift": "its own shifts, then its dropout masks, from its own generator: on the CPU its single run's",
     "trainer.max_epochs": "its own epochs: it ends as its single run ends, the others go on",
     "scheduler": "any of conf/scheduler/ (the whole node), stepped as its single run steps it, over its own epochs",
+    "model.hidden": (
+        "its own widths, when every member has as many hidden layers (other depths stack apart): each layer padded to "
+        "the widest member's, the padding inert (zero, never updated, not in its checkpoint); on the CPU its single "
+        "run's outputs bit for bit"
+    ),
 }
 
 # ---- lightning.Trainer

@@ -92,7 +92,7 @@ class StackTrainer:
         self.loss = MemberLosses([m.module.task for m in self.members])  # each member's own loss on its batch: (N,)
         self.datamodules = [m.datamodule for m in self.members]  # each member's own augmentation (data.max_shift)
         self.optimizer = StackedOptimizer(
-            self.network.parameters(), self.members[0].module.optimizer_factory, self.network.member_shapes()
+            self.network.parameters(), self.members[0].module.optimizer_factory, regions=self.network.member_regions()
         )
         steps_per_epoch = self.steps_per_epoch = -(-len(self.x) // self.batch_size)
         self.val_batches = -(-len(self.x_val) // self.eval_batch_size)
