@@ -40,9 +40,15 @@ class Job:
         return tuple(sorted(self.record["overrides"]))
 
     def first_loss(self) -> float | None:
+        return next((float(r["train/loss"]) for r in self.csv_rows() if r.get("train/loss")), None)
+
+    def csv_rows(self) -> list[dict[str, str]]:
         path = self.folder / "csv" / "metrics.csv"
-        rows = list(csv.DictReader(path.open())) if path.is_file() else []
-        return next((float(r["train/loss"]) for r in rows if r.get("train/loss")), None)
+        return list(csv.DictReader(path.open())) if path.is_file() else []
+
+    def files(self) -> list[str]:
+        """Every file the job left, relative to its folder."""
+        return sorted(str(p.relative_to(self.folder)) for p in self.folder.rglob("*") if p.is_file())
 
 
 def housing_data(tmp_path: Path) -> list[str]:
@@ -71,6 +77,11 @@ def assert_same_jobs(stacked: list[Job], basic: list[Job], output: str) -> None:
         assert b["status"] == a["status"], (where, b.get("error"), a.get("error"), output[-3000:])
         assert b["epochs"] == a["epochs"], where
         assert many.checkpoints == one.checkpoints, where
+        assert many.files() == one.files(), where  # the same files: records, logs, pictures, CSV, .hydra
+        columns = [sorted(rows[0]) if rows else [] for rows in (many.csv_rows(), one.csv_rows())]
+        assert columns[0] == columns[1], where  # the same CSV columns (model/params, lr, time/..., every metric)
+        params = [[r["model/params"] for r in job.csv_rows() if r.get("model/params")] for job in (many, one)]
+        assert params[0] == params[1], where  # its own network's parameter count
         if a["status"] != "completed":
             continue
         if one.first_loss() is not None:

@@ -224,7 +224,11 @@ class SupervisedModule(L.LightningModule):
         # tests/checkpoints/test_resume.py's exact-resume test with scheduler=onecycle fails without it)
         self.trainer.fit_loop._load_combined_loader_states()
         for logger in self.loggers:
-            logger.log_metrics({"model/params": float(count_parameters(self.network))}, step=0)
+            logger.log_metrics(self.size_metrics(), step=0)
+
+    def size_metrics(self) -> dict[str, float]:
+        """What a run logs of its network's size when its fit starts (a stacked member's too)."""
+        return {"model/params": float(count_parameters(self.network))}
 
 
 def _check_warm_up(settings: dict[str, Any], total_steps: int) -> None:

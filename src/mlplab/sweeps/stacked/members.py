@@ -313,8 +313,9 @@ def finish_member(member: Member, cfg: DictConfig) -> float | None:
 def write_rows(member: Member, cfg: DictConfig) -> list[Logger]:
     """The member's own loggers, holding its hyperparameters and every row it logged in the stack."""
     loggers = build_loggers(cfg)
-    for logger in loggers:  # what Lightning logs when a fit starts; its test logs it again, unchanged
+    for logger in loggers:  # what Lightning and the module log when a fit starts; its test logs them again, unchanged
         logger.log_hyperparams(member.module.hparams_initial)
+        logger.log_metrics(member.module.size_metrics(), step=0)
     for step, row in member.rows:
         for logger in loggers:
             logger.log_metrics(row, step=step)
