@@ -211,3 +211,29 @@ def test_a_pruner_replayed_on_learning_curves_prunes_the_hopeless_trials_and_kee
     # the 3 startup trials and the good one train 3 epochs each; the two hopeless ones stop after their first
     assert result == {"epochs": 4 * 3 + 2 * 1, "pruned": 2, "best": 0.98}
     assert replay(curves, MedianPruner(n_startup_trials=10), "maximize") == {"epochs": 18, "pruned": 0, "best": 0.98}
+
+
+def _suggested_bench_arguments() -> list[list[str]]:
+    """The arguments of every `make bench ARGS="..."` and one-line `python -m mlplab.bench ...` in the docs."""
+    import re
+    import shlex
+
+    from mlplab.config.location import PROJECT_ROOT
+
+    found = []
+    for name in ("README.md", "BENCHMARKS.md"):
+        text = re.sub(r"\\\n\s*", " ", (PROJECT_ROOT / name).read_text())  # a shell's line continuations
+        found += [shlex.split(m) for m in re.findall(r'make bench ARGS="([^"]*)"', text)]
+        for line in re.findall(r"python -m mlplab\.bench([^`\n\\\\]*)(?:`|\n)", text):
+            found.append(shlex.split(line.split("#")[0]))
+    return found
+
+
+def test_every_benchmark_command_the_docs_suggest_parses():
+    commands = _suggested_bench_arguments()
+    assert ["--skip-epochs", "--search-pruning"] in commands and len(commands) >= 10
+    for args in commands:
+        if "--help" in args:
+            continue
+        parsed = parse_args(args)  # argparse exits (SystemExit) on an unknown or malformed argument
+        assert parsed.devices, args
