@@ -95,6 +95,22 @@ def _state_shapes(job: Job, name: str) -> dict[str, tuple[int, ...]]:
     return {key: tuple(value.shape) for key, value in checkpoint["state_dict"].items()}
 
 
+def _assert_same_schedule_state(many: Job, one: Job, name: str) -> None:
+    """The checkpoint's scheduler states and lr as its single run's (what a resume from it continues with); values
+    derived from metrics (a plateau's best) to the stack's float tolerance."""
+    a, b = (torch.load(job.folder / "checkpoints" / name, weights_only=True) for job in (one, many))
+    assert len(b["lr_schedulers"]) == len(a["lr_schedulers"]), name
+    for state_b, state_a in zip(b["lr_schedulers"], a["lr_schedulers"]):
+        assert state_b.keys() == state_a.keys(), name
+        for key, value in state_a.items():
+            if isinstance(value, float) or (isinstance(value, list) and value and isinstance(value[0], float)):
+                assert state_b[key] == pytest.approx(value, rel=1e-4), (name, key)
+            else:
+                assert state_b[key] == value, (name, key)
+    lrs = [[group["lr"] for group in c["optimizer_states"][0]["param_groups"]] for c in (b, a)]
+    assert lrs[0] == pytest.approx(lrs[1], rel=1e-6), name
+
+
 def _saved_epoch(job: Job, name: str) -> int:
     return int(torch.load(job.folder / "checkpoints" / name, weights_only=True)["epoch"])
 
@@ -122,6 +138,7 @@ def test_a_grid_over_epochs_or_schedulers_is_one_stack_of_single_runs(tmp_path, 
         for name in one.checkpoints:
             assert _state_shapes(many, name) == _state_shapes(one, name), (where, name)
             assert _saved_epoch(many, name) == _saved_epoch(one, name), (where, name)
+            _assert_same_schedule_state(many, one, name)  # resumes as its single run would
     epochs = {job.record["epochs"] for job in basic}
     if len(epochs) > 1:  # the shorter members end first and the stack's epoch lines say so
         shortest = min(epochs)

@@ -30,6 +30,13 @@ class MemberSchedule:
         self.shadow.step()
 
     @property
+    def on_plateau(self) -> bool:
+        """Whether its scheduler is a ReduceLROnPlateau (Lightning steps those after the epoch's checkpoints)."""
+        return self.config is not None and isinstance(
+            self.config["scheduler"], torch.optim.lr_scheduler.ReduceLROnPlateau
+        )
+
+    @property
     def lr(self) -> float:
         return float(self.shadow.param_groups[0]["lr"])
 

@@ -297,11 +297,16 @@ class StackTrainer:
             # early stopping counts this epoch before the checkpoints are saved, as in a single run (Lightning runs
             # checkpoint callbacks last): last.ckpt holds its patience so far
             stops_early(member, self.epoch, self.min_epochs)  # sets member.stopped_epoch: frozen from the next epoch on
-            # the epoch's scheduler step comes first: a single run's end-of-epoch checkpoint holds it
-            self.schedules[i].step("epoch", self.epoch + 1, metrics=member.metrics)
+            # Lightning steps an epoch's schedulers when its last batch is done (a single run's end-of-epoch checkpoint
+            # holds that step), a ReduceLROnPlateau only once the epoch ended, after the checkpoints
+            schedule = self.schedules[i]
+            if not schedule.on_plateau:
+                schedule.step("epoch", self.epoch + 1)
             state = self.training_state(i, epoch_done=True)
             weights = self.network.member_state(i)
             save_checkpoints(member, weights, self.epoch, training=state)
+            if schedule.on_plateau:
+                schedule.step("epoch", self.epoch + 1, metrics=member.metrics)
             # its single run's pictures are drawn after validation, at the epoch end: its early stopping decided
             trainer = member.trainer
             trained_all = self.epoch + 1 == self.member_epochs[i]
