@@ -109,6 +109,18 @@ class StackedOptimizer:
                 view.grad = None if stopped or param.grad is None else param.grad[region].reshape(view.shape)
         self.optimizer.step()
 
+    def take_state(self, previous: StackedOptimizer, members: Sequence[int]) -> None:
+        """Member j's optimizer state and settings become copies of `previous`'s member `members[j]`'s (its moments,
+        momentum buffers, step counts): a stack rebuilt for fewer members steps each as `previous` would have."""
+        for views, group, i in zip(self.views, self.optimizer.param_groups, members, strict=True):
+            group.update({key: value for key, value in previous.optimizer.param_groups[i].items() if key != "params"})
+            for view, old in zip(views, previous.views[i], strict=True):
+                if view.shape != old.shape:
+                    raise ValueError(f"member {i}'s parameter {tuple(old.shape)} became {tuple(view.shape)}")
+                if old in previous.optimizer.state:
+                    saved = previous.optimizer.state[old]
+                    self.optimizer.state[view] = {k: v.clone() if torch.is_tensor(v) else v for k, v in saved.items()}
+
     def member_state(self, i: int, order: Sequence[int]) -> dict[int, dict[str, Any]]:
         """Member i's optimizer state in its single run's parameter order (`order[k]`: the stacked parameter holding
         its k-th parameter), detached copies; a parameter without state (SGD without momentum) has no entry."""

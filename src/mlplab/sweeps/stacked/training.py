@@ -87,13 +87,9 @@ class StackTrainer:
         # no divergence callback: a NaN member trains on, and its record says diverged from its metrics (as a single run)
         self.check_every = int(divergence.check_every_n_steps) if divergence else 0
         self.clip_value = cfg.trainer.get("gradient_clip_val")  # grouping lets only clipping by value through
-        self.network = StackedMLP([m.module.network for m in self.members]).to(self.device)
-        self.network.generators = [member_generator(m, self.device) for m in self.members]
-        self.loss = MemberLosses([m.module.task for m in self.members])  # each member's own loss on its batch: (N,)
-        self.datamodules = [m.datamodule for m in self.members]  # each member's own augmentation (data.max_shift)
-        self.optimizer = StackedOptimizer(
-            self.network.parameters(), self.members[0].module.optimizer_factory, regions=self.network.member_regions()
-        )
+        # each member's random draws (its shifts, then its dropout masks): drawn from only while it is computed
+        self.generators = [member_generator(m, self.device) for m in self.members]
+        self._compute(list(range(len(self.members))))
         steps_per_epoch = self.steps_per_epoch = -(-len(self.x) // self.batch_size)
         self.val_batches = -(-len(self.x_val) // self.eval_batch_size)
         # the single run's parameter order (layers.k.weight, layers.k.bias, ...) in the stacked parameters
@@ -120,6 +116,40 @@ class StackTrainer:
     def frozen(self) -> list[bool]:
         return [m.frozen for m in self.members]
 
+    def _compute(self, active: list[int]) -> None:
+        """The stack of members `active` (indices into `members`) from their MLPs' weights: the stacked network, its
+        optimizer, each member's loss and augmentation; slot j of each is member `active[j]`."""
+        members = [self.members[i] for i in active]
+        self.active = active
+        self.network = StackedMLP([m.module.network for m in members]).to(self.device)
+        self.network.generators = [self.generators[i] for i in active]
+        self.loss = MemberLosses([m.module.task for m in members])  # each member's own loss on its batch: (N,)
+        self.datamodules = [m.datamodule for m in members]  # each member's own augmentation (data.max_shift)
+        self.optimizer = StackedOptimizer(
+            self.network.parameters(), members[0].module.optimizer_factory, regions=self.network.member_regions()
+        )
+
+    def _compute_only_training(self) -> None:
+        """Drop the members that stopped training from the stack: on a CPU a batched step costs about what its
+        members' single steps cost, so a frozen member would cost a step's time until the stack ends. The stack is
+        rebuilt from the members still training, each with its weights, generator and optimizer state as they are
+        (its numbers do not change); a dropped member's MLP keeps its final weights."""
+        training = [i for i in self.active if not self.members[i].frozen]
+        if training == self.active:
+            return
+        for slot, i in enumerate(self.active):  # the rebuilt stack starts from each member's MLP
+            self.members[i].module.network.load_state_dict(self.network.member_state(slot))
+        network, optimizer, active = self.network, self.optimizer, self.active
+        self._compute(training)
+        self.network.narrow_matmuls = network.narrow_matmuls
+        self.optimizer.take_state(optimizer, [active.index(i) for i in training])
+
+    def member_weights(self, i: int) -> dict[str, torch.Tensor]:
+        """Member i's weights as its MLP's state_dict: the stack's while it is computed, else its MLP's (its last)."""
+        if i in self.active:
+            return self.network.member_state(self.active.index(i))
+        return {name: value.detach().clone() for name, value in self.members[i].module.network.state_dict().items()}
+
     def fit(self) -> None:
         """All epochs. A stop signal is acted on at the end of a training batch: every member still training saves
         `last.ckpt` there (resumable as a single run) and the stop is raised; one during validation waits for the
@@ -140,7 +170,7 @@ class StackTrainer:
     def _summarise(self) -> None:
         """Each member's weights and summary metrics (epochs, its best) where its training ended."""
         for i, member in enumerate(self.members):
-            member.module.network.load_state_dict(self.network.member_state(i))  # tested as is without a best
+            member.module.network.load_state_dict(self.member_weights(i))  # tested as is without a best
             # epochs trained, as train.py records a single run's (trainer.current_epoch at its end)
             ended = member.ended_epoch
             member.metrics["epochs"] = float(self.epochs_done if ended is None else ended + 1)
@@ -151,14 +181,16 @@ class StackTrainer:
                 member.metrics[PRUNED_AT] = float(member.pruned_at_epoch)
 
     def _train_epoch(self) -> None:
-        n_members = len(self.members)
         started = time.perf_counter()
+        self._compute_only_training()  # from the epoch after a member froze: its final state is saved by then
+        active = self.active
+        n_members = len(active)
         self.network.train()
         for order in self.orders:
             order.set_epoch(self.epoch)
         for member in self.members:
             member.module.train_metrics.reset()
-        index = torch.stack([order.indices(self.device) for order in self.orders])  # (N, samples)
+        index = torch.stack([self.orders[i].indices(self.device) for i in active])  # (computed members, samples)
         batches = torch.split(index, self.batch_size, dim=1)
         kept: list[tuple[int, torch.Tensor]] = []  # (step, losses) since the last divergence check
         self.epoch_steps = 0
@@ -176,16 +208,16 @@ class StackTrainer:
             if self.clip_value:
                 nn.utils.clip_grad_value_(self.network.parameters(), float(self.clip_value))
             lrs = [s.lr for s in self.schedules]
-            self.optimizer.step([s.settings() for s in self.schedules], self.frozen)
             frozen = self.frozen
-            for i, member in enumerate(self.members):
+            self.optimizer.step([self.schedules[i].settings() for i in active], [frozen[i] for i in active])
+            for slot, i in enumerate(active):
                 if not frozen[i]:
-                    member.module.train_metrics.keep(losses[i], output[i], y[i])
+                    self.members[i].module.train_metrics.keep(losses[slot], output[slot], y[slot])
             if self.log_every and (self.step + 1) % self.log_every == 0:
                 values = losses.detach().tolist()
-                for i, member in enumerate(self.members):
+                for slot, i in enumerate(active):
                     if not frozen[i]:
-                        member.rows.append((self.step, {"train/loss": values[i], "lr": lrs[i]}))
+                        self.members[i].rows.append((self.step, {"train/loss": values[slot], "lr": lrs[i]}))
             kept.append((self.step, losses.detach()))
             self.step += 1
             self.epoch_steps += 1
@@ -219,7 +251,8 @@ class StackTrainer:
             else:
                 parts.append(f"#{member.num} train/loss={member.metrics.get('train/loss_epoch', math.nan):.4g}")
         of = f"/{self.max_epochs}" if self.max_epochs is not None else ""
-        return f"Stack epoch {self.epoch + 1}{of} ({seconds:.1f} s): {', '.join(parts)}"
+        computed = f"{len(self.active)}/{len(self.members)} members computed"
+        return f"Stack epoch {self.epoch + 1}{of} ({seconds:.1f} s, {computed}): {', '.join(parts)}"
 
     def training_state(self, i: int, epoch_done: bool) -> dict[str, Any]:
         """Member i's optimizer, scheduler and loop state, as its single run's checkpoint would hold them now."""
@@ -228,7 +261,9 @@ class StackTrainer:
         loops = loops_state(self.epoch, self.epoch_steps, self.steps_per_epoch, self.val_batches, interval, epoch_done)
         loops["fit_loop"]["state_dict"] = {"combined_loader": [{"epoch": self.epoch, "served": self.epoch_steps}]}
         optimizer_state = member_optimizer_state(
-            self.optimizer.member_state(i, self.param_order), len(self.param_order), schedule.shadow.param_groups[0]
+            self.optimizer.member_state(self.active.index(i), self.param_order),
+            len(self.param_order),
+            schedule.shadow.param_groups[0],
         )
         return {
             "loops": loops,
@@ -241,17 +276,18 @@ class StackTrainer:
         for i, member in enumerate(self.members):
             if not member.frozen:
                 state = self.training_state(i, epoch_done)
-                save_checkpoints(member, self.network.member_state(i), self.epoch, last_only=True, training=state)
+                save_checkpoints(member, self.member_weights(i), self.epoch, last_only=True, training=state)
 
     def _check_divergence(self, kept: list[tuple[int, torch.Tensor]], lrs: list[float]) -> None:
-        losses = torch.stack([losses for _, losses in kept])  # (steps, N)
+        losses = torch.stack([losses for _, losses in kept])  # (steps, computed members)
         bad = ~torch.isfinite(losses)
-        for i in bad.any(dim=0).nonzero().flatten().tolist():
+        for slot in bad.any(dim=0).nonzero().flatten().tolist():
+            i = self.active[slot]
             member = self.members[i]
             if member.diverged:
                 continue
-            first = int(bad[:, i].int().argmax())
-            step, loss = kept[first][0], float(losses[first, i])
+            first = int(bad[:, slot].int().argmax())
+            step, loss = kept[first][0], float(losses[first, slot])
             # the single run's DivergenceCheck message, for this member
             member.diverged = (
                 f"Training diverged: the training loss became {loss} at step {step} (epoch {self.epoch}). "
@@ -265,7 +301,7 @@ class StackTrainer:
     @torch.no_grad()
     def _validate(self) -> None:
         self.network.eval()
-        n_members = len(self.members)
+        n_members = len(self.active)
         frozen = self.frozen
         # the validation batches TensorBatches serves: near-equal parts, in order
         parts = torch.tensor_split(
@@ -277,9 +313,9 @@ class StackTrainer:
                 y = self.y_val.index_select(0, part)
                 output = self.network(x.unsqueeze(0).expand(n_members, *x.shape))
                 losses = self.loss(output, y.unsqueeze(0).expand(n_members, *y.shape))
-                for i, member in enumerate(self.members):
+                for slot, i in enumerate(self.active):
                     if not frozen[i]:
-                        member.module.val_metrics.keep(losses[i], output[i], y)
+                        self.members[i].module.val_metrics.keep(losses[slot], output[slot], y)
 
     def _end_epoch(self, train_s: float) -> None:
         self._validate()
@@ -303,7 +339,7 @@ class StackTrainer:
             if not schedule.on_plateau:
                 schedule.step("epoch", self.epoch + 1)
             state = self.training_state(i, epoch_done=True)
-            weights = self.network.member_state(i)
+            weights = self.member_weights(i)
             save_checkpoints(member, weights, self.epoch, training=state)
             if schedule.on_plateau:
                 schedule.step("epoch", self.epoch + 1, metrics=member.metrics)
