@@ -73,6 +73,6 @@ class MlplabOptunaSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> Any:
-        from mlplab.sweeps.optuna.search import OptunaSearch
+        from mlplab.sweeps.optuna.search import run_search
 
-        return OptunaSearch(self.settings, self.config, self.launcher).run(arguments)
+        return run_search(self.settings, self.config, self.launcher, arguments)

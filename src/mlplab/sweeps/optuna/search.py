@@ -21,7 +21,13 @@ from optuna.trial import TrialState
 from mlplab.sweeps.optuna.pictures import draw_pictures
 from mlplab.sweeps.optuna.rerun import pruned_to_rerun, reruns_pruned, tell_rerun
 from mlplab.sweeps.optuna.results import write_results
-from mlplab.sweeps.optuna.settings import check_pruning, directions_of, make_pruner, make_sampler
+from mlplab.sweeps.optuna.settings import (
+    check_pruning,
+    check_sampler_choice,
+    directions_of,
+    make_pruner,
+    make_sampler,
+)
 from mlplab.sweeps.optuna.space import SearchSpace, grid_of, params_overrides, search_space
 from mlplab.sweeps.optuna.study import JOB, SWEEP_DIR, claim_trials, pruned_at, study_name_of
 from mlplab.sweeps.resume import SWEEP_DIR_HINT, PlannedJob, launch_batches, next_job_number, refused_plainly
@@ -103,6 +109,13 @@ def _job_dir(job_return: Any, default: Path) -> Path:
     return Path(str(folder)) if folder else default
 
 
+def run_search(settings: Any, config: Any, launcher: Any, arguments: list[str]) -> list[Any]:
+    """The sweeper's search: its settings checked first (a refused one ends the process with its one-line message)."""
+    with refused_plainly():
+        search = OptunaSearch(settings, config, launcher)
+    return search.run(arguments)
+
+
 class OptunaSearch:
     """One sweeper process's part of a search. `settings`: `hydra.sweeper` (mlplab_optuna's schema)."""
 
@@ -117,6 +130,7 @@ class OptunaSearch:
         self.max_failure_rate = float(settings.max_failure_rate)
         if not 0.0 <= self.max_failure_rate <= 1.0:
             raise ConfigError(f"hydra.sweeper.max_failure_rate={self.max_failure_rate} is invalid: between 0 and 1")
+        check_sampler_choice(config)
         self.directions = directions_of(settings.get("direction"), settings.get("directions"))
         self.storage = resolve_storage(settings.get("storage"), self.sweep_dir)
         self.study_name = study_name_of(settings.get("study_name"), self.sweep_dir)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
-from hydra.utils import instantiate
+from hydra.core.config_store import ConfigStore
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mlplab.sweeps.optuna.space import grid_of
@@ -68,6 +70,31 @@ class Objective:
 
     directions: list[str]
     pruning: bool
+
+
+SAMPLER_CHOICE = "hydra/sweeper/sampler="
+
+
+def check_sampler_choice(config: Any) -> None:
+    """Refuse a `hydra/sweeper/sampler=<name>` on the command line that the search config's own `sampler:` outranks
+    (Hydra merges a config's explicit values over its defaults list's choices): the search would silently run
+    another sampler. The message gives the overrides that do pick it."""
+    chosen = [o.lstrip("+").removeprefix(SAMPLER_CHOICE) for o in config.hydra.overrides.hydra if SAMPLER_CHOICE in o]
+    if not chosen:
+        return
+    target = ConfigStore.instance().load(f"hydra/sweeper/sampler/{chosen[-1]}.yaml").node["_target_"]
+    sampler = _to_container(config.hydra.sweeper.sampler) or {}
+    if sampler.get("_target_") == target:
+        return
+    accepted = inspect.signature(get_class(target)).parameters
+    dropped = [f"~hydra.sweeper.sampler.{key}" for key in sampler if key != "_target_" and key not in accepted]
+    raise ConfigError(
+        f"{SAMPLER_CHOICE}{chosen[-1]} is outranked by the search config's own sampler ({sampler.get('_target_')}), "
+        f"which the search would run instead. Pick {target} with: hydra.sweeper.sampler._target_={target} "
+        + " ".join(dropped)
+        + " (or in a search config's defaults list: `override /hydra/sweeper/sampler: "
+        + f"{chosen[-1]}`)"
+    )
 
 
 def check_pruning(directions: list[str], pruner: optuna.pruners.BasePruner, monitor: Any) -> bool:
