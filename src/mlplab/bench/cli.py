@@ -79,8 +79,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--tuning-grid",
         action="store_true",
-        help="also time the grid that tuned experiment=mnist_mlp (2 epochs, 1 seed) with hydra/launcher=stacked "
-        "against the parallel launcher (2 workers, 1 thread each), whole processes, in --rounds paired rounds",
+        help="also time, on each of --devices, the grid that tuned experiment=mnist_mlp (2 epochs, 1 seed) with "
+        "hydra/launcher=stacked against the parallel launcher (on the CPU 2 workers of 1 thread each; one job per "
+        "GPU), whole processes, in --rounds paired rounds",
     )
     parser.add_argument(
         "--search-pruning",
@@ -156,20 +157,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         )
         for device in (args.devices if args.stacked_sweep else [])
     ]
-    grids = (
-        [tuning_grid(data_dir, rounds=args.rounds, val_size=args.val_size, overrides=args.override)]
-        if args.tuning_grid
-        else []
-    )
-    searches = (
-        [
-            search_pruning(
-                data_dir, trials=args.search_trials, rounds=args.rounds, val_size=args.val_size, overrides=args.override
-            )
-        ]
-        if args.search_pruning
-        else []
-    )
+    grids = [
+        tuning_grid(data_dir, device, rounds=args.rounds, val_size=args.val_size, overrides=args.override)
+        for device in (args.devices if args.tuning_grid else [])
+    ]
+    searches = [
+        search_pruning(
+            data_dir,
+            device,
+            trials=args.search_trials,
+            rounds=args.rounds,
+            val_size=args.val_size,
+            overrides=args.override,
+        )
+        for device in (args.devices if args.search_pruning else [])
+    ]
     report = {
         "machine": machine(),
         "load_average_start": load_start,

@@ -18,6 +18,7 @@ ARMS = {"pruned": [], "unpruned": ["hydra.sweeper.pruner=null"]}
 
 def search_pruning(
     data_dir: Path,
+    device: str = "cpu",
     search: str = "mnist_optuna",
     trials: int = 24,
     rounds: int = 1,
@@ -32,7 +33,7 @@ def search_pruning(
         f"hydra.sweeper.n_trials={trials}",
         f"paths.data_dir={data_dir}",
         f"data.val_size={val_size}",
-        "accelerator=cpu",
+        f"accelerator={'gpu' if device.startswith('cuda') else 'cpu'}",
         "logger=csv",
         "baselines=false",
         *overrides,
@@ -50,6 +51,7 @@ def search_pruning(
                     replayed = replay_search(folder)
     ratios = [p["wall_s"] / u["wall_s"] for p, u in zip(arms["pruned"], arms["unpruned"])]
     return {
+        "device": device,
         "search": search,
         "trials": trials,
         "overrides": list(overrides),
@@ -63,7 +65,7 @@ def search_pruning_table(s: dict[str, Any]) -> list[str]:
     """One row per arm and round, then each round's ratios."""
     extra = f", {' '.join(s['overrides'])}" if s["overrides"] else ""
     rows = [
-        f"| `hparams_search={s['search']}`, {s['trials']} trials{extra} | wall time (s) | trials | epochs trained "
+        f"| `hparams_search={s['search']}`, {s['trials']} trials, {s.get('device', 'cpu')}{extra} | wall time (s) | trials | epochs trained "
         "| best val/acc (job) | its test/acc |",
         "|---|---:|---|---:|---:|---:|",
     ]

@@ -19,6 +19,7 @@ LAUNCHERS = {"parallel": ["hydra/launcher=parallel", "torch_threads=1"], "stacke
 
 def tuning_grid(
     data_dir: Path,
+    device: str = "cpu",
     grid: Sequence[str] = GRID,
     epochs: int = 2,
     rounds: int = 1,
@@ -32,7 +33,7 @@ def tuning_grid(
         f"paths.data_dir={data_dir}",
         f"data.val_size={val_size}",
         f"trainer.max_epochs={epochs}",
-        "accelerator=cpu",
+        f"accelerator={'gpu' if device.startswith('cuda') else 'cpu'}",
         "logger=csv",
         "baselines=false",
         *overrides,
@@ -50,6 +51,7 @@ def tuning_grid(
         pairs = [(parallel["test_by_job"].get(k), v) for k, v in stacked["test_by_job"].items()]
         differences.append(max((abs(a - b) for a, b in pairs if a is not None and b is not None), default=None))
     return {
+        "device": device,
         "grid": " ".join(grid),
         "epochs": epochs,
         **runs,
@@ -61,7 +63,7 @@ def tuning_grid(
 def tuning_grid_table(g: dict[str, Any]) -> list[str]:
     """Each round's wall times, their ratio, and how far the launchers' test/acc of one job lie apart."""
     rows = [
-        f"| `train.py -m {g['grid']}`, {g['epochs']} epochs | parallel, 2 x 1 thread (s) | stacked (s) "
+        f"| `train.py -m {g['grid']}`, {g['epochs']} epochs, {g.get('device', 'cpu')} | parallel, 2 x 1 thread (s) | stacked (s) "
         "| parallel / stacked | largest test/acc difference of a job |",
         "|---|---:|---:|---:|---:|",
     ]
