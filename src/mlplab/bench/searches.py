@@ -4,14 +4,12 @@ test/acc; and other pruners replayed on the unpruned search's learning curves (m
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from mlplab.bench.pruner_replay import replay_search
-from mlplab.bench.sweep_results import sweep_results
-from mlplab.bench.whole_process import _timed_run
+from mlplab.bench.sweep_results import paired_sweeps
 
 ARMS = {"pruned": [], "unpruned": ["hydra.sweeper.pruner=null"]}
 
@@ -38,17 +36,13 @@ def search_pruning(
         "baselines=false",
         *overrides,
     ]
-    arms: dict[str, list[dict[str, Any]]] = {name: [] for name in ARMS}
-    replayed: dict[str, Any] | None = None
-    with tempfile.TemporaryDirectory(prefix="mlplab-bench-search-") as tmp:
-        for r in range(rounds):
-            for name in list(ARMS) if r % 2 == 0 else list(reversed(ARMS)):
-                progress(f"[bench] search pruning, round {r + 1}/{rounds}: {name}")
-                folder = Path(tmp) / f"{name}{r}"
-                seconds = _timed_run(["-m", *common, *ARMS[name], f"hydra.sweep.dir={folder}"])
-                arms[name].append({"wall_s": seconds, **sweep_results(folder)})
-                if name == "unpruned" and replayed is None:
-                    replayed = replay_search(folder)
+    replayed: dict[str, Any] = {}
+
+    def replay_unpruned(name: str, folder: Path) -> None:
+        if name == "unpruned" and not replayed:
+            replayed.update(replay_search(folder))
+
+    arms = paired_sweeps(ARMS, common, rounds, "search pruning", progress, inspect=replay_unpruned)
     ratios = [p["wall_s"] / u["wall_s"] for p, u in zip(arms["pruned"], arms["unpruned"])]
     return {
         "device": device,
@@ -57,7 +51,7 @@ def search_pruning(
         "overrides": list(overrides),
         **arms,
         "pruned_over_unpruned": ratios,
-        "replayed": replayed,
+        "replayed": replayed or None,
     }
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import tempfile
 from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mlplab.bench.whole_process import _timed_run
 from mlplab.sweeps.report.write import CSV_NAME
 
 
@@ -33,3 +36,27 @@ def sweep_results(sweep_dir: Path, monitor: str = "val/acc", test_metric: str = 
         "best_test": _number(best.get(test_metric)) if best else None,
         "test_by_job": {int(row["job"]): _number(row.get(test_metric)) for row in rows},
     }
+
+
+def paired_sweeps(
+    variants: Mapping[str, Sequence[str]],
+    common: Sequence[str],
+    rounds: int,
+    label: str,
+    progress: Callable[[str], None] = print,
+    inspect: Callable[[str, Path], None] | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Each variant's sweep (`train.py -m <common> <variant>`) timed from command to exit and read back (its
+    `wall_s` and sweep_results), in `rounds` paired rounds, the order alternating so that a change in the machine's
+    load hits both alike; `inspect(name, folder)` looks at a sweep's folder before it is removed."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+    with tempfile.TemporaryDirectory(prefix="mlplab-bench-sweeps-") as tmp:
+        for r in range(rounds):
+            for name in list(variants) if r % 2 == 0 else list(reversed(variants)):
+                progress(f"[bench] {label}, round {r + 1}/{rounds}: {name}")
+                folder = Path(tmp) / f"{name}{r}"
+                seconds = _timed_run(["-m", *common, *variants[name], f"hydra.sweep.dir={folder}"])
+                runs[name].append({"wall_s": seconds, **sweep_results(folder)})
+                if inspect is not None:
+                    inspect(name, folder)
+    return runs

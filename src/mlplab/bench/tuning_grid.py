@@ -4,13 +4,11 @@ grid), whole processes, in paired rounds; and whether both launchers gave each j
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mlplab.bench.sweep_results import sweep_results
-from mlplab.bench.whole_process import _timed_run
+from mlplab.bench.sweep_results import paired_sweeps
 
 # the third grid of README "Experiments", whose best job is experiment=mnist_mlp (dropout 0.2, shifts of 2 pixels)
 GRID = ("experiment=mnist_mlp", "model.dropout=0.2,0.3", "data.max_shift=1,2")
@@ -38,14 +36,7 @@ def tuning_grid(
         "baselines=false",
         *overrides,
     ]
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in LAUNCHERS}
-    with tempfile.TemporaryDirectory(prefix="mlplab-bench-grid-") as tmp:
-        for r in range(rounds):
-            for name in list(LAUNCHERS) if r % 2 == 0 else list(reversed(LAUNCHERS)):
-                progress(f"[bench] tuning grid, round {r + 1}/{rounds}: {name} launcher")
-                folder = Path(tmp) / f"{name}{r}"
-                seconds = _timed_run(["-m", *grid, *common, *LAUNCHERS[name], f"hydra.sweep.dir={folder}"])
-                runs[name].append({"wall_s": seconds, **sweep_results(folder)})
+    runs = paired_sweeps(LAUNCHERS, [*grid, *common], rounds, "tuning grid", progress)
     differences = []
     for parallel, stacked in zip(runs["parallel"], runs["stacked"]):
         pairs = [(parallel["test_by_job"].get(k), v) for k, v in stacked["test_by_job"].items()]
